@@ -1,0 +1,99 @@
+"""The contract between the runner and a backend.
+
+The runner owns everything common to all backends: prompt planning, warmup
+accounting, the measured window, power sampling, metrics, output. A backend
+owns how requests reach the model: batched ``generate()`` in process (hf,
+habana) or concurrent HTTP streams (openai). Adding a backend means a new
+module plus one registry line in ``bench/backends/__init__.py``; the runner
+does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from bench.prompts import Prompt
+from bench.records import RequestRecord
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+    from bench.power import PowerSampler
+
+#: Called with the number of requests just finished (drives the progress bar).
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of a run: its position in the measured order and its prompt."""
+
+    index: int
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A backend option accepted in ``RunConfig.options`` / a campaign's ``options``."""
+
+    type: type | tuple[type, ...]
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, backend: str, name: str, value: Any) -> None:
+        from bench.errors import ConfigError
+
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            names = "/".join(t.__name__ for t in types)
+            raise ConfigError(f"{backend} option {name!r} must be {names}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"{backend} option {name!r} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend tells the environment record about the device it ran on."""
+
+    device_name: str | None = None
+    device_count: int | None = None
+    driver_version: str | None = None
+    runtime_version: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A loaded model (or endpoint) that can execute a list of requests."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: RunConfig) -> None: ...
+
+    def load(self) -> None:
+        """Load weights / open connections. Raises ModelLoadError, DeviceError."""
+
+    def check(self, requests: Sequence[Request]) -> None:
+        """Reject impossible work before anything is measured (ConfigError),
+        e.g. prompt + max_new_tokens beyond the model's context."""
+
+    def execute(self, requests: Sequence[Request], progress: Progress) -> list[RequestRecord]:
+        """Run every request; a request that fails after it started becomes a
+        record with ``success=False`` rather than an exception."""
+
+    def reset_peak_memory(self) -> None: ...
+
+    def peak_memory_bytes(self) -> int | None: ...
+
+    def power_sampler(self) -> PowerSampler | None:
+        """A sampler for the device's power draw, or None where none exists."""
+
+    def info(self) -> BackendInfo: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,87 @@
+"""``hf``: transformers ``generate()`` in process, on CPU or an NVIDIA GPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from bench.backends.base import BackendInfo, OptionSpec
+from bench.backends.inprocess import (
+    COMMON_OPTIONS,
+    InProcessBackend,
+    load_error,
+    torch_dtype,
+    transformers_dtype_kwarg,
+)
+from bench.devices import cpu_name, host_peak_rss_bytes, reset_host_peak_rss
+from bench.power import PowerSampler
+
+
+class HFBackend(InProcessBackend):
+    name: ClassVar[str] = "hf"
+    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = {
+        **COMMON_OPTIONS,
+        "attn_implementation": OptionSpec(
+            str, None, "attention kernel passed to from_pretrained", ("eager", "sdpa", "flash_attention_2")
+        ),
+    }
+
+    def _load_model(self, path: str) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        kwargs: dict[str, Any] = {
+            transformers_dtype_kwarg(): torch_dtype(self.config.precision),
+            "trust_remote_code": self.config.trust_remote_code,
+        }
+        if attn := self.config.options.get("attn_implementation"):
+            kwargs["attn_implementation"] = attn
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except Exception as exc:
+            raise load_error(path, exc) from None
+        return model.to(self.config.device).eval()
+
+    def reset_peak_memory(self) -> None:
+        if self.config.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            reset_host_peak_rss()
+
+    def peak_memory_bytes(self) -> int | None:
+        """CUDA: peak bytes allocated by tensors; CPU: peak RSS of the process."""
+        if self.config.device == "cuda":
+            import torch
+
+            return int(torch.cuda.max_memory_allocated())
+        return host_peak_rss_bytes()
+
+    def power_sampler(self) -> PowerSampler | None:
+        if self.config.device != "cuda":
+            return None
+        import torch
+
+        from bench.power.nvml import nvml_sampler
+
+        return nvml_sampler(torch.cuda.current_device())
+
+    def info(self) -> BackendInfo:
+        import torch
+
+        if self.config.device == "cuda":
+            from bench.power.nvml import nvml_driver_version
+
+            return BackendInfo(
+                device_name=torch.cuda.get_device_name(),
+                device_count=torch.cuda.device_count(),
+                driver_version=nvml_driver_version(),
+                runtime_version=f"cuda {torch.version.cuda}",
+            )
+        return BackendInfo(
+            device_name=cpu_name(),
+            device_count=os.cpu_count(),
+            extra={"torch_threads": torch.get_num_threads()},
+        )

@@ -1,0 +1,236 @@
+"""Shared machinery of in-process backends: batched ``generate()`` timed by
+:class:`~bench.streamer.TimingStreamer`.
+
+Subclasses (hf for cpu/cuda, habana for hpu) supply model loading, device
+placement and device-specific generate kwargs; batching, tokenization, the
+context check and record building are written once here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.backends.base import BackendInfo, OptionSpec, Progress, Request
+from bench.config import RunConfig
+from bench.errors import ConfigError, ModelLoadError
+from bench.prompts import Prompt, batched
+from bench.records import RequestRecord
+
+log = logging.getLogger(__name__)
+
+#: Options every in-process backend understands (campaign ``options:``).
+COMMON_OPTIONS: dict[str, OptionSpec] = {
+    "chat_template": OptionSpec(
+        bool, False, "render prompts with the tokenizer's chat template (plain text becomes a user turn)"
+    ),
+    "do_sample": OptionSpec(bool, False, "sample instead of greedy decoding (seeded by --seed)"),
+    "temperature": OptionSpec(float, None, "sampling temperature (with do_sample)"),
+    "top_p": OptionSpec(float, None, "nucleus sampling mass (with do_sample)"),
+    "top_k": OptionSpec(int, None, "top-k sampling (with do_sample)"),
+}
+
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def looks_local(spec: str) -> bool:
+    """A model spec naming a directory rather than a hub id."""
+    return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
+
+
+def transformers_dtype_kwarg() -> str:
+    """``dtype`` since transformers 4.56 (``torch_dtype`` before, deprecated after)."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}[
+        precision
+    ]
+
+
+def load_error(spec: str, exc: BaseException) -> ModelLoadError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ModelLoadError(f"cannot load model {spec!r}: {first}")
+
+
+class InProcessBackend:
+    """Batched generate() over ``config.batch_size`` sequences at a time."""
+
+    name: ClassVar[str] = "inprocess"
+    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = COMMON_OPTIONS
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.generation_config: Any = None
+        self._texts: dict[str, str] = {}
+        self._templated = bool(config.options.get("chat_template", False))
+        self._eos_ids: tuple[int, ...] = ()
+
+    # -- hooks for subclasses ---------------------------------------------------------
+
+    def _load_model(self, path: str) -> Any:
+        """Return the model, on its device, in eval mode."""
+        raise ModelLoadError(f"{type(self).__name__} cannot load models")
+
+    def _device(self) -> Any:
+        return self.config.device
+
+    def _encode(self, texts: list[str]) -> Any:
+        return self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self._templated
+        )
+
+    def _generate_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    # -- Backend protocol ---------------------------------------------------------------
+
+    def load(self) -> None:
+        path = self.config.load_path
+        if looks_local(path) and not Path(path).expanduser().is_dir():
+            raise ModelLoadError(f"model directory {path} does not exist")
+        path = str(Path(path).expanduser()) if looks_local(path) else path
+        from transformers import AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                path, trust_remote_code=self.config.trust_remote_code, padding_side="left"
+            )
+        except Exception as exc:
+            raise load_error(path, exc) from None
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        if self._templated and not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(f"option chat_template is set but the tokenizer of {path} has no chat template")
+        started = time.perf_counter()
+        self.model = self._load_model(path)
+        log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
+        self.generation_config = self._generation_config()
+
+    def _generation_config(self) -> Any:
+        import copy
+
+        from transformers import GenerationConfig
+
+        base = getattr(self.model, "generation_config", None)
+        gen = copy.deepcopy(base) if base is not None else GenerationConfig()
+        opts = self.config.options
+        n = self.config.max_new_tokens
+        gen.max_new_tokens = n
+        gen.min_new_tokens = n if self.config.ignore_eos else None
+        gen.max_length = None
+        gen.do_sample = bool(opts.get("do_sample", False))
+        gen.num_beams = 1
+        if gen.do_sample:
+            for key in ("temperature", "top_p", "top_k"):
+                if opts.get(key) is not None:
+                    setattr(gen, key, opts[key])
+        else:  # keep greedy decoding free of sampling knobs (and their warnings)
+            gen.temperature, gen.top_p, gen.top_k = None, None, None
+        if gen.pad_token_id is None:
+            gen.pad_token_id = self.tokenizer.pad_token_id
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self._eos_ids = tuple(eos) if isinstance(eos, list | tuple) else ((eos,) if eos is not None else ())
+        return gen
+
+    def render(self, prompt: Prompt) -> str:
+        if self._templated:
+            return str(
+                self.tokenizer.apply_chat_template(
+                    prompt.as_messages(), tokenize=False, add_generation_prompt=True
+                )
+            )
+        return prompt.as_text()
+
+    def context_length(self) -> int | None:
+        for key in _CONTEXT_KEYS:
+            value = getattr(self.model.config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def check(self, requests: Sequence[Request]) -> None:
+        """Render every prompt once and check prompt + max_new_tokens fits."""
+        for request in requests:
+            sha = request.prompt.sha
+            if sha not in self._texts:
+                self._texts[sha] = self.render(request.prompt)
+        longest = max(
+            len(self.tokenizer(text, add_special_tokens=not self._templated)["input_ids"])
+            for text in self._texts.values()
+        )
+        context = self.context_length()
+        if context is not None and longest + self.config.max_new_tokens > context:
+            raise ConfigError(
+                f"max_new_tokens {self.config.max_new_tokens} + longest prompt {longest} tokens "
+                f"exceeds the model's context of {context} tokens"
+            )
+
+    def execute(self, requests: Sequence[Request], progress: Progress) -> list[RequestRecord]:
+        import torch
+
+        torch.manual_seed(self.config.seed)
+        records: list[RequestRecord] = []
+        for batch in batched(requests, self.config.batch_size):
+            records.extend(self.generate_batch(batch))
+            progress(len(batch))
+        return records
+
+    def generate_batch(self, batch: Sequence[Request]) -> list[RequestRecord]:
+        """One timed generate() call; its requests share one send time."""
+        import torch
+
+        from bench.streamer import TimingStreamer
+
+        texts = [self._texts.get(r.prompt.sha) or self.render(r.prompt) for r in batch]
+        streamer = TimingStreamer(time.perf_counter)
+        t_send = time.perf_counter()
+        enc = self._encode(texts).to(self._device())
+        with torch.inference_mode():
+            self.model.generate(
+                **enc,
+                generation_config=self.generation_config,
+                streamer=streamer,
+                **self._generate_kwargs(),
+            )
+        input_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        timings = streamer.sequences(
+            len(batch), eos_token_ids=self._eos_ids, stop_at_eos=not self.config.ignore_eos
+        )
+        return [
+            RequestRecord(
+                request_index=request.index,
+                prompt_sha=request.prompt.sha,
+                input_tokens=int(n_in),
+                output_tokens=timing.output_tokens,
+                t_send=t_send,
+                token_times=timing.token_times,
+            )
+            for request, n_in, timing in zip(batch, input_tokens, timings, strict=True)
+        ]
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def peak_memory_bytes(self) -> int | None:
+        return None
+
+    def power_sampler(self) -> Any:
+        return None
+
+    def info(self) -> BackendInfo:
+        return BackendInfo()
+
+    def close(self) -> None:
+        self.model = None

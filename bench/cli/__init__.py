@@ -1,0 +1,67 @@
+"""The ``bench`` command line: a thin edge over the library.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``.
+Library errors (:class:`~bench.errors.BenchError`) become one line on stderr
+and exit code 2 (bad input, nothing run or written) or 1 (the benchmark ran
+and failed; its failure is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bench.errors import BenchError, BenchmarkFailed
+
+#: Subcommand modules, in the order `bench --help` lists them.
+COMMANDS: tuple[str, ...] = (
+    "bench.cli.run",
+    "bench.cli.tiny",
+)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Streaming LLM benchmarks: time every token, keep every night in Postgres.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except BenchmarkFailed as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,199 @@
+"""One benchmark configuration, validated once, frozen, fingerprinted.
+
+Everything downstream (runner, backends, store, DAGs) receives a
+:class:`RunConfig`; no argparse namespace or raw dict travels further than
+:meth:`RunConfig.from_mapping`. The fingerprint is the history key: two runs
+are comparable across nights and machines exactly when their fingerprints
+match, so it covers every field that changes what is measured and nothing
+that does not (warmup count, where the weights live, SLOs, labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bench.errors import ConfigError
+
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "hpu")
+CONCRETE_DEVICES: tuple[str, ...] = ("cpu", "cuda", "hpu")
+
+#: Fields that do not change what is measured, hence stay out of the fingerprint.
+_NOT_FINGERPRINTED = frozenset(
+    {"model_path", "warmup", "trust_remote_code", "slo_ttft_ms", "slo_tpot_ms", "prompts", "limit"}
+)
+
+
+def _frozen(value: Any) -> Any:
+    """Deep-freeze JSON-like data so a frozen dataclass is really immutable."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """Inverse of :func:`_frozen`: plain dicts and lists for JSON."""
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted, whitespace-free JSON: the input of every fingerprint."""
+    return json.dumps(_thawed(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _int_at_least(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _positive_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One model x precision x batch-size (or concurrency) configuration."""
+
+    model: str
+    model_path: str | None = None
+    precision: str = "bf16"
+    batch_size: int = 1
+    max_new_tokens: int = 128
+    device: str = "auto"
+    backend: str = "hf"
+    warmup: int = 1
+    prompts: str = "default"
+    limit: int | None = None
+    seed: int = 0
+    ignore_eos: bool = True
+    trust_remote_code: bool = False
+    world_size: int = 1
+    concurrency: int | None = None
+    request_rate: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError("model must be a non-empty hub id or directory")
+        set_(self, "model", self.model.strip())
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, DEVICES)
+        set_(self, "batch_size", _int_at_least("batch_size", self.batch_size, 1))
+        set_(self, "max_new_tokens", _int_at_least("max_new_tokens", self.max_new_tokens, 1))
+        set_(self, "warmup", _int_at_least("warmup", self.warmup, 0))
+        set_(self, "seed", _int_at_least("seed", self.seed, 0))
+        set_(self, "world_size", _int_at_least("world_size", self.world_size, 1))
+        if self.limit is not None:
+            set_(self, "limit", _int_at_least("limit", self.limit, 1))
+        if self.concurrency is not None:
+            set_(self, "concurrency", _int_at_least("concurrency", self.concurrency, 1))
+        for name in ("request_rate", "slo_ttft_ms", "slo_tpot_ms"):
+            if getattr(self, name) is not None:
+                set_(self, name, _positive_float(name, getattr(self, name)))
+        if not isinstance(self.options, Mapping):
+            raise ConfigError(f"options must be a mapping, got {type(self.options).__name__}")
+        set_(self, "options", _frozen(dict(self.options)))
+        if self.precision == "fp8" and self.device in ("cpu", "cuda"):
+            raise ConfigError(
+                f"precision fp8 is supported on hpu only (Intel Neural Compressor), not on {self.device}"
+            )
+        # Backend-specific checks (known backend, devices, option names) live
+        # with the backend registry so every entry point shares them.
+        from bench.backends import validate_config
+
+        validate_config(self)
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Build from a dict (campaign entry, JSON on a command line, DB row)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        if "model" not in data:
+            raise ConfigError("config needs a 'model'")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def load_path(self) -> str:
+        """Where the weights come from: ``model_path`` if set, else ``model``."""
+        return self.model_path or self.model
+
+    @property
+    def label(self) -> str:
+        """Short readable name, e.g. ``llama-2-7b/bf16/bs8`` (Airflow map index)."""
+        name = self.model.rstrip("/").rsplit("/", 1)[-1]
+        if self.concurrency is not None:
+            shape = f"c{self.concurrency}"
+        elif self.request_rate is not None:
+            shape = f"r{self.request_rate:g}"
+        else:
+            shape = f"bs{self.batch_size}"
+        tp = f"/tp{self.world_size}" if self.world_size > 1 else ""
+        return f"{name}/{self.precision}/{shape}{tp}"
+
+    def identity(self, *, prompt_set_sha: str, n_requests: int) -> dict[str, Any]:
+        """Everything that must match for two runs to be comparable.
+
+        The prompt set enters by content hash (paths differ between machines)
+        and the request count replaces ``limit`` (it is what was measured).
+        """
+        if self.device == "auto":
+            raise ConfigError("resolve device 'auto' before fingerprinting")
+        ident = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        ident["prompt_set_sha"] = prompt_set_sha
+        ident["n_requests"] = n_requests
+        return ident
+
+    def fingerprint(self, *, prompt_set_sha: str, n_requests: int) -> str:
+        """sha256 of the canonical JSON of :meth:`identity`."""
+        return sha256_hex(
+            canonical_json(self.identity(prompt_set_sha=prompt_set_sha, n_requests=n_requests))
+        )

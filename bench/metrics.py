@@ -1,0 +1,163 @@
+"""Pure functions from per-request timings to run metrics. No I/O, no printing.
+
+Definitions (README "Metrics" repeats them for users):
+
+* ``ttft_ms``  first token time - send time (send is taken before tokenization)
+* ``tpot_ms``  (last token - first token) / (output_tokens - 1); AIPerf's "ITL"
+* ``itl_ms``   gaps between consecutive tokens or chunks; vLLM's "ITL"
+* ``e2e_ms``   last token time - send time
+
+Run-level percentiles use numpy's default linear interpolation. ITL
+percentiles pool every gap of every successful request (as vLLM does), so a
+long request weighs more than a short one; TTFT/TPOT/E2E count each request
+once. Failed requests are counted but excluded from timing aggregates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.records import RequestRecord, RequestResult
+
+PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
+TIMED_METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
+
+
+def request_result(record: RequestRecord) -> RequestResult:
+    """Milliseconds from raw host timestamps (seconds)."""
+    times = record.token_times
+    if not times:
+        return RequestResult(
+            request_index=record.request_index,
+            prompt_sha=record.prompt_sha,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            ttft_ms=None,
+            tpot_ms=None,
+            e2e_ms=None,
+            success=record.success,
+            error=record.error,
+        )
+    first, last = times[0], times[-1]
+    n_out = record.output_tokens
+    return RequestResult(
+        request_index=record.request_index,
+        prompt_sha=record.prompt_sha,
+        input_tokens=record.input_tokens,
+        output_tokens=n_out,
+        ttft_ms=(first - record.t_send) * 1e3,
+        tpot_ms=(last - first) * 1e3 / (n_out - 1) if n_out > 1 else None,
+        e2e_ms=(last - record.t_send) * 1e3,
+        itl_ms=tuple(float(d) for d in np.diff(np.asarray(times)) * 1e3),
+        success=record.success,
+        error=record.error,
+    )
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """One configuration's numbers; field names carry their unit."""
+
+    n_requests: int
+    n_failed: int
+    input_tokens_total: int
+    output_tokens_total: int
+    duration_s: float
+    output_tokens_per_s: float | None
+    requests_per_s: float | None
+    ttft_mean_ms: float | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p90_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_mean_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    tpot_p90_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    tpot_p99_ms: float | None = None
+    itl_mean_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p90_ms: float | None = None
+    itl_p95_ms: float | None = None
+    itl_p99_ms: float | None = None
+    e2e_mean_ms: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p90_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    goodput_requests_per_s: float | None = None
+    goodput_fraction: float | None = None
+    peak_memory_bytes: int | None = None
+    energy_j: float | None = None
+    energy_j_per_token: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RunMetrics:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+def distribution(values: Sequence[float] | np.ndarray, prefix: str) -> dict[str, float | None]:
+    """``{prefix_mean_ms, prefix_p50_ms, ...}``; all None for an empty sample."""
+    arr = np.asarray(values, dtype=np.float64)
+    keys = [f"{prefix}_mean_ms"] + [f"{prefix}_p{p}_ms" for p in PERCENTILES]
+    if arr.size == 0:
+        return dict.fromkeys(keys)
+    stats = [float(arr.mean())] + [float(v) for v in np.percentile(arr, PERCENTILES)]
+    return dict(zip(keys, stats, strict=True))
+
+
+def is_good(result: RequestResult, slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> bool:
+    """A request meets its SLOs: successful, TTFT and TPOT within bounds.
+    A missing TPOT (single-token output) cannot violate the TPOT SLO."""
+    if not result.success or result.ttft_ms is None:
+        return False
+    if slo_ttft_ms is not None and result.ttft_ms > slo_ttft_ms:
+        return False
+    return slo_tpot_ms is None or result.tpot_ms is None or result.tpot_ms <= slo_tpot_ms
+
+
+def summarize(
+    results: Iterable[RequestResult],
+    *,
+    duration_s: float,
+    slo_ttft_ms: float | None = None,
+    slo_tpot_ms: float | None = None,
+    peak_memory_bytes: int | None = None,
+    energy_j: float | None = None,
+) -> RunMetrics:
+    """Run metrics over the measured window ``duration_s`` (wall seconds)."""
+    results = list(results)
+    ok = [r for r in results if r.success]
+    out_total = sum(r.output_tokens for r in ok)
+    fields: dict[str, Any] = {}
+    fields |= distribution([r.ttft_ms for r in ok if r.ttft_ms is not None], "ttft")
+    fields |= distribution([r.tpot_ms for r in ok if r.tpot_ms is not None], "tpot")
+    fields |= distribution([g for r in ok for g in r.itl_ms], "itl")
+    fields |= distribution([r.e2e_ms for r in ok if r.e2e_ms is not None], "e2e")
+    per_s = (lambda n: n / duration_s) if duration_s > 0 else (lambda n: None)
+    if slo_ttft_ms is not None or slo_tpot_ms is not None:
+        good = sum(is_good(r, slo_ttft_ms, slo_tpot_ms) for r in results)
+        fields["goodput_requests_per_s"] = per_s(good)
+        fields["goodput_fraction"] = good / len(results) if results else None
+    return RunMetrics(
+        n_requests=len(results),
+        n_failed=len(results) - len(ok),
+        input_tokens_total=sum(r.input_tokens for r in ok),
+        output_tokens_total=out_total,
+        duration_s=duration_s,
+        output_tokens_per_s=per_s(out_total),
+        requests_per_s=per_s(len(ok)),
+        peak_memory_bytes=peak_memory_bytes,
+        energy_j=energy_j,
+        energy_j_per_token=(energy_j / out_total) if energy_j is not None and out_total else None,
+        **fields,
+    )

@@ -1,0 +1,188 @@
+"""Run one configuration: plan, load, warm up, measure, summarize.
+
+Setup problems (bad config, prompts, device, model) raise a
+:class:`~bench.errors.BenchError` before anything is measured. Once the
+measured phase has begun, a failure becomes a :class:`RunResult` with status
+``failed`` or ``oom`` and the error text, so the caller can record it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from bench.backends import create_backend, get_spec
+from bench.backends.base import Backend, Progress, Request
+from bench.config import RunConfig
+from bench.devices import resolve_device
+from bench.environment import capture_environment
+from bench.errors import BenchmarkFailed
+from bench.metrics import request_result, summarize
+from bench.prompts import PromptSet, load_prompt_set, plan_requests
+from bench.results import CampaignRef, RunResult
+
+log = logging.getLogger(__name__)
+
+ProgressFactory = Callable[[int, str], "ProgressSink"]
+
+
+class ProgressSink:
+    """Receives request counts; the CLI supplies a visible one."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def classify_failure(exc: BaseException) -> str:
+    """Run status for an exception raised while measuring: ``oom`` or ``failed``."""
+    if isinstance(exc, BenchmarkFailed):
+        return exc.status
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return "oom"
+    text = str(exc).lower()
+    if "out of memory" in text or "allocation failed" in text:
+        return "oom"
+    return "failed"
+
+
+def one_line(exc: BaseException, limit: int = 2000) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:limit]
+
+
+class Plan:
+    """The requests of a run (warmup and measured) and its history key."""
+
+    def __init__(self, config: RunConfig, prompt_set: PromptSet) -> None:
+        per_iteration = config.batch_size
+        if get_spec(config.backend).load_shape == "stream":
+            per_iteration = config.concurrency or 1
+        prompts = plan_requests(prompt_set, limit=config.limit, batch_size=config.batch_size)
+        self.config = config
+        self.prompt_set = prompt_set
+        self.measured = tuple(Request(i, p) for i, p in enumerate(prompts))
+        warm = config.warmup * per_iteration
+        self.warmup = tuple(Request(-1 - i, prompts[i % len(prompts)]) for i in range(warm))
+        self.fingerprint = config.fingerprint(prompt_set_sha=prompt_set.sha, n_requests=len(self.measured))
+
+    def prompt_set_json(self) -> dict[str, Any]:
+        return {
+            "name": self.prompt_set.name,
+            "sha": self.prompt_set.sha,
+            "n_prompts": len(self.prompt_set),
+            "n_requests": len(self.measured),
+        }
+
+
+def prepare(config: RunConfig) -> Plan:
+    """Validate everything that can be checked without loading a model."""
+    prompt_set = load_prompt_set(config.prompts)
+    device = resolve_device(config.device)
+    return Plan(config.replace(device=device), prompt_set)
+
+
+def run_benchmark(
+    config: RunConfig,
+    *,
+    campaign: CampaignRef | None = None,
+    progress: ProgressFactory | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> RunResult:
+    """Benchmark one configuration. Raises BenchError on setup problems."""
+    plan = prepare(config)
+    run_uid = uuid.uuid4().hex
+    campaign = campaign or CampaignRef(dag_run_id=f"cli__{run_uid}", trigger="cli")
+    backend = create_backend(plan.config)
+    try:
+        backend.load()
+        backend.check(plan.measured + plan.warmup)
+        environment = capture_environment(plan.config.device, backend.info())
+        return _measure(backend, plan, run_uid, campaign, environment, progress, clock)
+    finally:
+        backend.close()
+
+
+def _measure(
+    backend: Backend,
+    plan: Plan,
+    run_uid: str,
+    campaign: CampaignRef,
+    environment: dict[str, Any],
+    progress: ProgressFactory | None,
+    clock: Callable[[], float],
+) -> RunResult:
+    config = plan.config
+    started_at = _utcnow()
+    warmup_s: float | None = None
+    sink: ProgressSink = ProgressSink()
+
+    def result(**kw: Any) -> RunResult:
+        return RunResult(
+            run_uid=run_uid,
+            config=config,
+            fingerprint=plan.fingerprint,
+            campaign=campaign,
+            prompt_set=plan.prompt_set_json(),
+            environment=environment,
+            started_at=started_at,
+            finished_at=_utcnow(),
+            warmup_s=warmup_s,
+            **kw,
+        )
+
+    try:
+        if plan.warmup:
+            t = clock()
+            backend.execute(plan.warmup, _ignore)
+            warmup_s = clock() - t
+        backend.reset_peak_memory()
+        sampler = backend.power_sampler()
+        if progress is not None:
+            sink = progress(len(plan.measured), config.label)
+        started_at = _utcnow()
+        if sampler is not None:
+            sampler.start()
+        t0 = clock()
+        records = backend.execute(plan.measured, sink.update)
+        duration = clock() - t0
+        energy = sampler.stop() if sampler is not None else None
+    except Exception as exc:  # recorded as data: the caller stores failed runs
+        log.debug("run failed", exc_info=True)
+        status = classify_failure(exc)
+        log.error("run %s failed (%s):\n%s", config.label, status, traceback.format_exc())
+        return result(status=status, error=one_line(exc))
+    finally:
+        sink.close()
+    requests = tuple(request_result(r) for r in records)
+    metrics = summarize(
+        requests,
+        duration_s=duration,
+        slo_ttft_ms=config.slo_ttft_ms,
+        slo_tpot_ms=config.slo_tpot_ms,
+        peak_memory_bytes=backend.peak_memory_bytes(),
+        energy_j=energy,
+    )
+    if requests and not any(r.success for r in requests):
+        error = f"all {len(requests)} requests failed; first: {requests[0].error}"
+        return result(status="failed", error=error, metrics=metrics, requests=requests)
+    return result(status="ok", metrics=metrics, requests=requests)
+
+
+def _ignore(_: int) -> None:
+    pass
+
+
+__all__ = ["Plan", "Progress", "ProgressSink", "classify_failure", "prepare", "run_benchmark"]
