@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -163,8 +164,9 @@ class RunConfig:
 
     @property
     def load_path(self) -> str:
-        """Where the weights come from: ``model_path`` if set, else ``model``."""
-        return self.model_path or self.model
+        """Where the weights come from: ``model_path`` if set, else ``model``;
+        ``$VARS`` and ``~`` expand at load time, on the machine that loads."""
+        return os.path.expanduser(os.path.expandvars(self.model_path or self.model))
 
     @property
     def label(self) -> str:

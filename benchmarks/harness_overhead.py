@@ -1,0 +1,108 @@
+"""What does timing every token cost? Bare generate() vs our streamer vs HF's.
+
+In one process, on the same prompts, encodings and generation config, the
+three variants run interleaved (A B C A B C ...) so machine drift hits them
+equally; the medians and their ratios to bare generate() are printed.
+
+    python benchmarks/harness_overhead.py [--rounds 7] [--max-new-tokens 64]
+
+Target: ours <= 1.01x bare on the tiny model on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.config import RunConfig
+from bench.prompts import load_prompt_set
+from bench.streamer import TimingStreamer
+from bench.tinymodel import build_tiny_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model dir (default: build the tiny model in a temp dir)")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per round (default 8)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=1, help="our streamer vs bare at this batch too")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+    model_dir = Path(args.model) if args.model else build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    n = args.max_new_tokens
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False}
+    texts = [p.as_text() for p in load_prompt_set(RunConfig(model="x").prompts).prompts[: args.prompts]]
+    singles = [tok([t], return_tensors="pt") for t in texts]
+
+    def bare() -> None:
+        for enc in singles:
+            model.generate(**enc, **gen_kwargs)
+
+    def ours() -> None:
+        for enc in singles:
+            streamer = TimingStreamer()
+            model.generate(**enc, **gen_kwargs, streamer=streamer)
+            streamer.sequences(1)
+
+    def hf_text_iterator() -> None:
+        for enc in singles:
+            streamer = TextIteratorStreamer(tok, skip_prompt=True)
+            consumer = threading.Thread(target=lambda s=streamer: [None for _ in s])
+            consumer.start()
+            model.generate(**enc, **gen_kwargs, streamer=streamer)
+            consumer.join()
+
+    variants = {"bare generate()": bare, "TimingStreamer (ours)": ours, "TextIteratorStreamer": hf_text_iterator}
+    if args.batch_size > 1:
+        batches = [
+            tok(texts[i : i + args.batch_size], return_tensors="pt", padding=True)
+            for i in range(0, len(texts), args.batch_size)
+        ]
+
+        def bare_b() -> None:
+            for enc in batches:
+                model.generate(**enc, **gen_kwargs)
+
+        def ours_b() -> None:
+            for enc in batches:
+                s = TimingStreamer()
+                model.generate(**enc, **gen_kwargs, streamer=s)
+                s.sequences(enc["input_ids"].shape[0])
+
+        variants |= {f"bare generate() B={args.batch_size}": bare_b, f"TimingStreamer B={args.batch_size}": ours_b}
+
+    with torch.inference_mode():
+        for fn in variants.values():  # warm every code path once
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.rounds):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    tokens = args.prompts * n
+    base = statistics.median(times["bare generate()"])
+    print(f"tiny model, CPU, {args.prompts} prompts x {n} tokens, batch 1, {args.rounds} interleaved rounds")
+    print(f"{'variant':<28}{'median s':>10}{'tok/s':>10}{'vs bare':>10}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        ref = base if "B=" not in name else statistics.median(times[f"bare generate() B={args.batch_size}"])
+        print(f"{name:<28}{med:>10.3f}{tokens / med:>10.0f}{med / ref:>9.3f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A causal LM whose forward pass sleeps a known time: the timing ground truth.
+
+Prefill sleeps ``prefill_ms``, each decode step ``decode_ms``. Token ids are
+scripted (``first_token + step``) and sequence ``b`` emits EOS at step
+``eos_at[b]`` when given, so EOS handling can be checked exactly. Every
+forward records the host time it finished, so tests can compare the
+streamer's timestamps with when tokens really became available.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+
+class DelayConfig(PretrainedConfig):
+    model_type = "bench-delay"
+
+    def __init__(
+        self,
+        vocab_size: int = 512,
+        prefill_ms: float = 40.0,
+        decode_ms: float = 8.0,
+        first_token: int = 20,
+        eos_at: list[int] | None = None,
+        max_position_embeddings: int = 4096,
+        **kwargs: object,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.prefill_ms = prefill_ms
+        self.decode_ms = decode_ms
+        self.first_token = first_token
+        self.eos_at = eos_at
+        self.max_position_embeddings = max_position_embeddings
+        kwargs.setdefault("use_cache", False)
+        super().__init__(**kwargs)
+
+
+class DelayModel(PreTrainedModel, GenerationMixin):
+    config_class = DelayConfig
+    main_input_name = "input_ids"
+
+    def __init__(self, config: DelayConfig) -> None:
+        super().__init__(config)
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.forward_ends: list[float] = []
+        self._last_ids: torch.Tensor | None = None
+        self._step = 0
+        self.post_init()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object):  # type: ignore[no-untyped-def]
+        batch, length = input_ids.shape
+        last = self._last_ids  # without a KV cache each step re-sends the prefix
+        prefill = last is None or last.shape != (batch, length - 1) or not torch.equal(last, input_ids[:, :-1])
+        self._last_ids = input_ids.clone()
+        self._step = 0 if prefill else self._step + 1
+        time.sleep((self.config.prefill_ms if prefill else self.config.decode_ms) / 1000)
+        logits = torch.zeros(batch, length, self.config.vocab_size)
+        token = self.config.first_token + self._step
+        logits[:, -1, token] = 10.0
+        for b, at in enumerate(self.config.eos_at or []):
+            if at is not None and self._step == at:
+                logits[b, -1, self.config.eos_token_id] = 20.0
+        self.forward_ends.append(time.perf_counter())
+        return CausalLMOutputWithPast(logits=logits)
+
+
+AutoConfig.register("bench-delay", DelayConfig)
+AutoModelForCausalLM.register(DelayConfig, DelayModel)
+
+
+def save_delay_model(out: Path, tokenizer_dir: Path, **config: object) -> Path:
+    """A model dir: the delay model + the tiny model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    cfg = DelayConfig(
+        vocab_size=len(tok),
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        **config,  # type: ignore[arg-type]
+    )
+    DelayModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

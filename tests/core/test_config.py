@@ -1,0 +1,100 @@
+"""RunConfig validation and the comparability fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bench.config import RunConfig, canonical_json
+from bench.errors import ConfigError
+
+BASE = RunConfig(model="m", device="cpu", precision="fp32")
+ID = {"prompt_set_sha": "abc", "n_requests": 8}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"precision": "fp64"}, "unknown precision 'fp64'"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"batch_size": -3}, "batch_size must be >= 1"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+        ({"max_new_tokens": "many"}, "max_new_tokens must be an integer"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"backend": "tgi"}, "unknown backend 'tgi'"),
+        ({"precision": "fp8"}, "fp8 is supported on hpu only"),
+        ({"model": "  "}, "model must be a non-empty"),
+        ({"request_rate": -1}, "request_rate must be a positive number"),
+        ({"concurrency": 4}, "concurrency/request_rate apply to the openai backend"),
+        ({"world_size": 2}, "world_size > 1"),
+        ({"options": {"do_sampel": True}}, "did you mean 'do_sample'"),
+        ({"options": {"do_sample": "yes"}}, "must be bool"),
+        ({"options": {"attn_implementation": "magic"}}, "must be one of eager"),
+    ],
+)
+def test_bad_values_give_one_line_errors(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        dataclasses.replace(BASE, **changes)
+    assert "\n" not in str(info.value)
+
+
+def test_from_mapping_rejects_unknown_fields_and_coerces_cli_strings() -> None:
+    with pytest.raises(ConfigError, match="unknown config field"):
+        RunConfig.from_mapping({"model": "m", "batch": 3})
+    assert RunConfig.from_mapping({"model": "m", "batch_size": "4"}).batch_size == 4
+
+
+def test_fingerprint_is_stable_and_ignores_what_does_not_change_measurements() -> None:
+    fp = BASE.fingerprint(**ID)
+    assert fp == RunConfig(model="m", device="cpu", precision="fp32").fingerprint(**ID)
+    assert len(fp) == 64
+    for harmless in (
+        {"warmup": 5},
+        {"model_path": "/elsewhere/m"},
+        {"slo_ttft_ms": 100.0},
+        {"prompts": "/other/path/default.txt"},
+        {"limit": 99},  # what counts is n_requests
+        {"trust_remote_code": True},
+    ):
+        assert BASE.replace(**harmless).fingerprint(**ID) == fp, harmless
+
+
+def test_changing_any_measured_input_changes_the_fingerprint() -> None:
+    fp = BASE.fingerprint(**ID)
+    variants = [
+        {"model": "m2"},
+        {"precision": "bf16"},
+        {"batch_size": 2},
+        {"max_new_tokens": 64},
+        {"device": "cuda"},
+        {"seed": 1},
+        {"ignore_eos": False},
+        {"options": {"do_sample": True}},
+    ]
+    seen = {fp}
+    for change in variants:
+        other = BASE.replace(**change).fingerprint(**ID)
+        assert other not in seen, change
+        seen.add(other)
+    assert BASE.fingerprint(prompt_set_sha="abd", n_requests=8) != fp
+    assert BASE.fingerprint(prompt_set_sha="abc", n_requests=9) != fp
+
+
+def test_auto_device_must_be_resolved_before_fingerprinting() -> None:
+    with pytest.raises(ConfigError, match="resolve device"):
+        RunConfig(model="m").fingerprint(**ID)
+
+
+def test_config_is_frozen_deeply_and_round_trips() -> None:
+    config = BASE.replace(options={"top_k": 5, "do_sample": True})
+    with pytest.raises(TypeError):
+        config.options["top_k"] = 6  # type: ignore[index]
+    assert RunConfig.from_mapping(config.to_dict()) == config
+    assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == '{"a":[1,{"c":3,"d":2}],"b":1}'
+
+
+def test_label_names_model_precision_and_load_point() -> None:
+    assert RunConfig(model="meta-llama/Llama-2-7b-hf", precision="bf16", batch_size=8).label == (
+        "Llama-2-7b-hf/bf16/bs8"
+    )

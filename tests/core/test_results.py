@@ -1,0 +1,61 @@
+"""The JSONL result format: round trip, atomic write, truncation detected."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from bench.config import RunConfig
+from bench.errors import ResultFileError
+from bench.metrics import request_result, summarize
+from bench.records import RequestRecord
+from bench.results import CampaignRef, RunResult, read_jsonl, write_jsonl
+
+
+def make_result(status: str = "ok") -> RunResult:
+    recs = [
+        RequestRecord(i, f"sha{i}", 5, 3, 0.0, (0.01 * (i + 1), 0.02 * (i + 1), 0.03 * (i + 1)))
+        for i in range(3)
+    ]
+    requests = tuple(request_result(r) for r in recs)
+    now = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc)
+    return RunResult(
+        run_uid="u1",
+        config=RunConfig(model="x'); DROP TABLE run; --", device="cpu", precision="fp32"),
+        fingerprint="f" * 64,
+        status=status,
+        started_at=now,
+        finished_at=now,
+        campaign=CampaignRef(dag_run_id="cli__u1"),
+        prompt_set={"name": "default", "sha": "s", "n_prompts": 200, "n_requests": 3},
+        environment={"host": "h", "fingerprint": "e"},
+        metrics=summarize(requests, duration_s=1.0),
+        requests=requests,
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    result = make_result()
+    path = write_jsonl(result, tmp_path / "sub" / "r.jsonl")
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 and '"kind":"summary"' in lines[-1]
+    assert read_jsonl(path) == result
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_truncated_or_garbled_files_are_rejected(tmp_path: Path) -> None:
+    path = write_jsonl(make_result(), tmp_path / "r.jsonl")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ResultFileError, match="no summary line"):
+        read_jsonl(path)
+    path.write_text(lines[0] + "\n{oops\n" + lines[-1] + "\n")
+    with pytest.raises(ResultFileError, match=r"r.jsonl:2"):
+        read_jsonl(path)
+
+
+def test_unknown_status_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown run status"):
+        make_result(status="meh")
