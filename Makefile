@@ -33,6 +33,9 @@ airflow: $(STAMP)  ## airflow standalone with the project's dags/plugins, UI on 
 
 bench-perf: $(STAMP)  ## performance benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/client_overhead.py
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/trend_queries.py
 
 constraints: $(STAMP)  ## refresh constraints.txt from the working .venv
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \

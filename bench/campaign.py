@@ -112,7 +112,9 @@ class Campaign:
     def _excluded(self, cell: Mapping[str, Any]) -> bool:
         return any(all(cell.get(k) == v for k, v in rule.items()) for rule in self.exclude)
 
-    def _config(self, model: ModelEntry, precision: str, shape: Mapping[str, Any], where: str) -> RunConfig:
+    def _config(
+        self, model: ModelEntry, precision: str, shape: Mapping[str, Any], where: str
+    ) -> RunConfig:
         try:
             return RunConfig(
                 model=model.name,
@@ -137,6 +139,116 @@ class Campaign:
             raise CampaignError(f"{self.source}: {where}: {exc}") from None
 
     # -- trigger-time overrides ---------------------------------------------------------
+
+    def trigger_form(self) -> dict[str, dict[str, Any]]:
+        """JSON-schema field specs (Airflow ``Param`` keyword arguments) for the
+        trigger form, defaults from this file; :meth:`with_overrides` accepts
+        exactly these names and re-validates whatever the form lets through."""
+        spec = BACKENDS[self.backend]
+        matrix, load, run = "Matrix", "Load", "Run"
+
+        def int_list(
+            default: Sequence[int], title: str, text: str, min_items: int = 1
+        ) -> dict[str, Any]:
+            return {
+                "default": list(default),
+                "type": "array",
+                "title": title,
+                "section": matrix,
+                "items": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "uniqueItems": True,
+                "minItems": min_items,
+                "description": text,
+            }
+
+        return {
+            "models": {
+                "default": list(self.model_names),
+                "type": "array",
+                "title": "Models",
+                "section": matrix,
+                "items": {"type": "string", "enum": list(self.model_names)},
+                "uniqueItems": True,
+                "minItems": 1,
+                "description": "Models of this campaign to benchmark.",
+            },
+            "precisions": {
+                "default": list(self.precisions),
+                "type": "array",
+                "title": "Precisions",
+                "section": matrix,
+                "items": {"type": "string", "enum": list(spec.precisions)},
+                "uniqueItems": True,
+                "minItems": 1,
+                "description": f"Weights/compute dtype; the {self.backend} backend supports {', '.join(spec.precisions)}.",
+            },
+            "batch_sizes": int_list(
+                self.batch_sizes,
+                "Batch sizes",
+                "Sequences per generate() call (a model's max_batch_size still applies).",
+            ),
+            "concurrencies": int_list(
+                self.concurrencies,
+                "Concurrency levels",
+                "Requests in flight (openai backend only).",
+                min_items=0,
+            ),
+            "max_new_tokens": {
+                "default": self.max_new_tokens,
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 32768,
+                "title": "Output tokens per request",
+                "section": load,
+            },
+            "prompts": {
+                "default": self.prompts,
+                "type": "string",
+                "minLength": 1,
+                "title": "Prompt set",
+                "section": load,
+                "description": "A set name under prompts/ (e.g. default) or a .txt/.jsonl path on the workers.",
+            },
+            "limit": {
+                "default": self.limit,
+                "type": ["null", "integer"],
+                "minimum": 1,
+                "title": "Requests per config",
+                "section": load,
+                "description": "Measured requests per configuration; empty = the whole prompt set.",
+            },
+            "warmup": {
+                "default": self.warmup,
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "title": "Warmup iterations",
+                "section": load,
+            },
+            "device": {
+                "default": self.device,
+                "type": "string",
+                "enum": list(CONCRETE_DEVICES),
+                "title": "Device",
+                "section": run,
+            },
+            "slo_ttft_ms": {
+                "default": self.slo_ttft_ms,
+                "type": ["null", "number"],
+                "exclusiveMinimum": 0,
+                "title": "TTFT SLO (ms)",
+                "section": run,
+                "description": "A good request's TTFT is at most this.",
+            },
+            "slo_tpot_ms": {
+                "default": self.slo_tpot_ms,
+                "type": ["null", "number"],
+                "exclusiveMinimum": 0,
+                "title": "TPOT SLO (ms)",
+                "section": run,
+                "description": "A good request's TPOT is at most this.",
+            },
+        }
 
     def with_overrides(self, params: Mapping[str, Any]) -> Campaign:
         """Apply values from the Airflow trigger form or a REST ``conf``.
@@ -164,7 +276,10 @@ class Campaign:
             ("precisions", lists.choice_list("precisions", PRECISIONS, None)),
             ("batch_sizes", lists.int_list("batch_sizes", None)),
             ("concurrencies", lists.int_list("concurrencies", None)),
-            ("request_rates", lists.number_list("request_rates") if "request_rates" in data else None),
+            (
+                "request_rates",
+                lists.number_list("request_rates") if "request_rates" in data else None,
+            ),
         ):
             data.pop(key, None)
             if parsed is not None:
@@ -172,11 +287,20 @@ class Campaign:
         if filters:
             # a model whose own list has nothing left in the selection drops out
             filtered = (_filter_model(m, filters) for m in changes.get("models", self.models))
-            changes["models"] = tuple(m for m in filtered if m.precisions != () and m.batch_sizes != ())
+            changes["models"] = tuple(
+                m for m in filtered if m.precisions != () and m.batch_sizes != ()
+            )
             if not changes["models"]:
                 raise CampaignError(f"{where}: the matrix is empty after overrides and exclusions")
         scalars = {f.name for f in dataclasses.fields(self)} - {
-            "name", "models", "source", "exclude", "options", "thresholds", "description", "schedule",
+            "name",
+            "models",
+            "source",
+            "exclude",
+            "options",
+            "thresholds",
+            "description",
+            "schedule",
         }
         for key, value in data.items():
             if key not in scalars:
@@ -212,9 +336,12 @@ def _as_list(value: Any, key: str, where: str) -> list[Any]:
 # -- parsing ------------------------------------------------------------------------------
 
 _MODEL_KEYS = {f.name for f in dataclasses.fields(ModelEntry)}
-_TOP_KEYS = {f.name for f in dataclasses.fields(Campaign)} - {"name", "source", "slo_ttft_ms", "slo_tpot_ms"} | {
-    "slo"
-}
+_TOP_KEYS = {f.name for f in dataclasses.fields(Campaign)} - {
+    "name",
+    "source",
+    "slo_ttft_ms",
+    "slo_tpot_ms",
+} | {"slo"}
 
 
 class _Field:
@@ -246,7 +373,9 @@ class _Field:
             raise self.fail(key, f"unknown value {value!r}; choose one of: {', '.join(choices)}")
         return str(value)
 
-    def int_list(self, key: str, default: tuple[int, ...] | None, *, minimum: int = 1) -> tuple[int, ...] | None:
+    def int_list(
+        self, key: str, default: tuple[int, ...] | None, *, minimum: int = 1
+    ) -> tuple[int, ...] | None:
         values = self.get(key, list, None)
         if values is None:
             return default
@@ -262,7 +391,9 @@ class _Field:
                 raise self.fail(key, f"expected positive numbers, got {v!r}")
         return tuple(float(v) for v in values)
 
-    def choice_list(self, key: str, choices: Sequence[str], default: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    def choice_list(
+        self, key: str, choices: Sequence[str], default: tuple[str, ...] | None
+    ) -> tuple[str, ...] | None:
         values = self.get(key, list, None)
         if values is None:
             return default
@@ -276,7 +407,9 @@ class _Field:
 def _unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise CampaignError(f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+        raise CampaignError(
+            f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 def _parse_model(index: int, raw: Any, source: str) -> ModelEntry:
@@ -309,7 +442,9 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
     """Validate a campaign mapping (parsed YAML) and expand it once to check
     that every matrix entry is a valid RunConfig."""
     if not _NAME.fullmatch(name):
-        raise CampaignError(f"{source}: campaign name {name!r} must match {_NAME.pattern} (it names the DAG)")
+        raise CampaignError(
+            f"{source}: campaign name {name!r} must match {_NAME.pattern} (it names the DAG)"
+        )
     if not isinstance(data, dict):
         raise CampaignError(f"{source}: expected a mapping at the top level")
     where = f"{source}: "

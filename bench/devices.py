@@ -21,6 +21,7 @@ def hpu_available() -> tuple[bool, str]:
     """(available, reason-if-not) without raising."""
     if importlib.util.find_spec("habana_frameworks") is None:
         return False, "habana_frameworks is not installed (Intel Gaudi software stack)"
+    apply_habana_env_defaults()
     try:
         import habana_frameworks.torch.hpu as hthpu
 
@@ -29,6 +30,14 @@ def hpu_available() -> tuple[bool, str]:
     except Exception as exc:  # the driver stack can fail in many ways
         return False, f"habana_frameworks failed to initialise: {exc}".splitlines()[0]
     return True, ""
+
+
+def apply_habana_env_defaults() -> None:
+    """The bridge reads its mode when habana_frameworks first loads: set the
+    defaults (lazy mode, as optimum-habana's examples run) before that."""
+    from bench.habana_options import bridge_env_defaults
+
+    os.environ.update(bridge_env_defaults(os.environ))
 
 
 def cuda_available() -> tuple[bool, str]:
@@ -59,6 +68,27 @@ def resolve_device(device: str) -> str:
     elif device != "cpu":
         raise DeviceError(f"unknown device {device!r}")
     return device
+
+
+# -- HPU peak memory ----------------------------------------------------------------------
+
+
+def reset_hpu_peak_memory() -> None:
+    """Start a fresh peak (``MaxInUse``) for the measured window."""
+    import habana_frameworks.torch.hpu as hthpu
+
+    hthpu.synchronize()
+    hthpu.reset_peak_memory_stats()
+
+
+def hpu_peak_memory_bytes() -> int | None:
+    """Peak device memory held by tensors since the last reset (this process's card)."""
+    import habana_frameworks.torch.hpu as hthpu
+
+    hthpu.synchronize()
+    stats = hthpu.memory_stats()
+    peak = stats.get("MaxInUse") if isinstance(stats, dict) else None
+    return int(peak) if peak is not None else int(hthpu.max_memory_allocated())
 
 
 # -- host (CPU) peak memory --------------------------------------------------------------

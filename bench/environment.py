@@ -72,7 +72,9 @@ def capture_environment(device: str, info: BackendInfo | None = None) -> dict[st
         "host": socket.gethostname(),
         "device": device,
         "device_name": info.device_name or (cpu_name() if device == "cpu" else None),
-        "device_count": info.device_count if info.device_count is not None else (os.cpu_count() if device == "cpu" else None),
+        "device_count": info.device_count
+        if info.device_count is not None
+        else (os.cpu_count() if device == "cpu" else None),
         "driver_version": info.driver_version,
         "runtime_version": info.runtime_version,
         "python_version": platform.python_version(),

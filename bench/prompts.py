@@ -148,11 +148,15 @@ def _prompt_from_object(obj: dict[str, Any], where: str) -> Prompt:
     if not isinstance(text, str) or not text.strip():
         raise PromptError(f"{where}: needs a non-empty string 'prompt' or a 'messages' list")
     if system is not None:
-        return Prompt(messages=({"role": "system", "content": system}, {"role": "user", "content": text}))
+        return Prompt(
+            messages=({"role": "system", "content": system}, {"role": "user", "content": text})
+        )
     return Prompt(text=text)
 
 
-def plan_requests(prompt_set: PromptSet, *, limit: int | None, batch_size: int) -> tuple[Prompt, ...]:
+def plan_requests(
+    prompt_set: PromptSet, *, limit: int | None, batch_size: int
+) -> tuple[Prompt, ...]:
     """The measured request list: ``limit`` prompts (cycling the set when it is
     shorter), rounded up to whole batches so every batch has the same shape."""
     wanted = limit if limit is not None else len(prompt_set)

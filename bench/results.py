@@ -144,7 +144,9 @@ def _result_from_summary(obj: dict[str, Any], requests: tuple[RequestResult, ...
         started_at=datetime.fromisoformat(obj["started_at"]),
         finished_at=datetime.fromisoformat(obj["finished_at"]),
         campaign=CampaignRef(
-            dag_run_id=campaign["dag_run_id"], dag_id=campaign.get("dag_id"), trigger=campaign.get("trigger", "cli")
+            dag_run_id=campaign["dag_run_id"],
+            dag_id=campaign.get("dag_id"),
+            trigger=campaign.get("trigger", "cli"),
         ),
         prompt_set=obj.get("prompt_set") or {},
         environment=obj.get("environment"),

@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from bench.backends import create_backend, get_spec
 from bench.backends.base import Backend, Progress, Request
@@ -28,12 +28,20 @@ from bench.results import CampaignRef, RunResult
 
 log = logging.getLogger(__name__)
 
-ProgressFactory = Callable[[int, str], "ProgressSink"]
 
-
-class ProgressSink:
+class ProgressSink(Protocol):
     """Receives request counts; the CLI supplies a visible one."""
 
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Builds a sink from (total requests, config label).
+ProgressFactory = Callable[[int, str], ProgressSink]
+
+
+class _NoProgress:
     def update(self, n: int) -> None:
         pass
 
@@ -76,7 +84,9 @@ class Plan:
         self.measured = tuple(Request(i, p) for i, p in enumerate(prompts))
         warm = config.warmup * per_iteration
         self.warmup = tuple(Request(-1 - i, prompts[i % len(prompts)]) for i in range(warm))
-        self.fingerprint = config.fingerprint(prompt_set_sha=prompt_set.sha, n_requests=len(self.measured))
+        self.fingerprint = config.fingerprint(
+            prompt_set_sha=prompt_set.sha, n_requests=len(self.measured)
+        )
 
     def prompt_set_json(self) -> dict[str, Any]:
         return {
@@ -90,7 +100,11 @@ class Plan:
 def prepare(config: RunConfig) -> Plan:
     """Validate everything that can be checked without loading a model."""
     prompt_set = load_prompt_set(config.prompts)
-    device = resolve_device(config.device)
+    device = config.device
+    # A stream backend's device names the remote server's hardware: only
+    # "auto" is resolved here (the client usually runs on the serving node).
+    if device == "auto" or get_spec(config.backend).load_shape != "stream":
+        device = resolve_device(device)
     return Plan(config.replace(device=device), prompt_set)
 
 
@@ -127,7 +141,7 @@ def _measure(
     config = plan.config
     started_at = _utcnow()
     warmup_s: float | None = None
-    sink: ProgressSink = ProgressSink()
+    sink: ProgressSink = _NoProgress()
 
     def result(**kw: Any) -> RunResult:
         return RunResult(

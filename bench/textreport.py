@@ -89,7 +89,11 @@ def format_summary(result: RunResult) -> str:
             else ""
         ),
         f"peak memory: {human_bytes(m.peak_memory_bytes)}  energy: "
-        + (f"{m.energy_j_per_token:.4f} J/token" if m.energy_j_per_token is not None else "n/a (no power source)"),
+        + (
+            f"{m.energy_j_per_token:.4f} J/token"
+            if m.energy_j_per_token is not None
+            else "n/a (no power source)"
+        ),
     ]
     if result.error:
         tail.append(f"error: {result.error}")

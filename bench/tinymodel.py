@@ -61,7 +61,9 @@ def _train_tokenizer(spec: TinyModelSpec):  # type: ignore[no-untyped-def]
     return tok
 
 
-def build_tiny_model(out_dir: Path, spec: TinyModelSpec = TinyModelSpec(), *, force: bool = False) -> Path:
+def build_tiny_model(
+    out_dir: Path, spec: TinyModelSpec = TinyModelSpec(), *, force: bool = False
+) -> Path:
     """Write the model to ``out_dir``; refuses to overwrite unrelated content."""
     out_dir = out_dir.expanduser()
     if out_dir.exists() and not out_dir.is_dir():
@@ -73,7 +75,12 @@ def build_tiny_model(out_dir: Path, spec: TinyModelSpec = TinyModelSpec(), *, fo
         raise ConfigError(f"{out_dir} is not empty (use --force to overwrite)")
 
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=_train_tokenizer(spec),

@@ -32,12 +32,22 @@ from bench.streamer import TimingStreamer
 
 SHAPES = {
     "llama2-7b": dict(
-        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
     ),
     "tiny": dict(
-        hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=512, max_position_embeddings=2048,
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=512,
+        max_position_embeddings=2048,
     ),
 }
 
@@ -57,7 +67,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model: Any, device: str, batch: int, n_in: int, n_out: int, rounds: int) -> dict[str, Any]:
+def measure(
+    model: Any, device: str, batch: int, n_in: int, n_out: int, rounds: int
+) -> dict[str, Any]:
     vocab = model.config.vocab_size
     gen = {"max_new_tokens": n_out, "min_new_tokens": n_out, "do_sample": False, "pad_token_id": 0}
     ids = torch.randint(3, vocab, (batch, n_in), device=device)
@@ -86,7 +98,11 @@ def measure(model: Any, device: str, batch: int, n_in: int, n_out: int, rounds: 
             if sampler is not None:
                 energy.append(sampler.stop())
             for b, seq in enumerate(streamer.sequences(batch)):
-                results.append(request_result(RequestRecord(b, "r", n_in, seq.output_tokens, t_send, seq.token_times)))
+                results.append(
+                    request_result(
+                        RequestRecord(b, "r", n_in, seq.output_tokens, t_send, seq.token_times)
+                    )
+                )
     duration = statistics.median(streamed) * rounds
     metrics = summarize(results, duration_s=duration)
     joules = [e for e in energy if e is not None]
@@ -108,9 +124,28 @@ def cli_path(device: str) -> dict[str, Any]:
         model_dir, out = Path(tmp) / "tiny", Path(tmp) / "out.jsonl"
         subprocess.run([sys.executable, "-m", "bench", "tiny-model", str(model_dir)], check=True)
         proc = subprocess.run(
-            [sys.executable, "-m", "bench", "run", "--model", str(model_dir), "--device", device,
-             "--batch-size", "4", "--max-new-tokens", "32", "--limit", "16", "--no-db", "--output", str(out), "-q"],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                "--model",
+                str(model_dir),
+                "--device",
+                device,
+                "--batch-size",
+                "4",
+                "--max-new-tokens",
+                "32",
+                "--limit",
+                "16",
+                "--no-db",
+                "--output",
+                str(out),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
         )
         print(proc.stdout)
         if proc.returncode != 0:
@@ -120,7 +155,9 @@ def cli_path(device: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", choices=list(SHAPES), default="llama2-7b")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -139,11 +176,18 @@ def main() -> None:
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     report: dict[str, Any] = {
-        "device": name, "torch": torch.__version__, "transformers": transformers.__version__,
-        "shape": args.shape, "input_tokens": args.input_tokens, "output_tokens": args.output_tokens, "rows": [],
+        "device": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "shape": args.shape,
+        "input_tokens": args.input_tokens,
+        "output_tokens": args.output_tokens,
+        "rows": [],
     }
     print(f"{name}, torch {torch.__version__}, transformers {transformers.__version__}")
-    print(f"{'batch':>5}{'TTFT p50 ms':>13}{'TPOT p50 ms':>13}{'ITL p99 ms':>12}{'tok/s':>10}{'J/tok':>8}{'vs bare':>9}")
+    print(
+        f"{'batch':>5}{'TTFT p50 ms':>13}{'TPOT p50 ms':>13}{'ITL p99 ms':>12}{'tok/s':>10}{'J/tok':>8}{'vs bare':>9}"
+    )
     for batch in args.batches:
         row = measure(model, args.device, batch, args.input_tokens, args.output_tokens, args.rounds)
         report["rows"].append(row)

@@ -28,23 +28,31 @@ from bench.tinymodel import build_tiny_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", help="model dir (default: build the tiny model in a temp dir)")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per round (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--batch-size", type=int, default=1, help="our streamer vs bare at this batch too")
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="our streamer vs bare at this batch too"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
-    model_dir = Path(args.model) if args.model else build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    model_dir = (
+        Path(args.model) if args.model else build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    )
     tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     n = args.max_new_tokens
     gen_kwargs: dict[str, Any] = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False}
-    texts = [p.as_text() for p in load_prompt_set(RunConfig(model="x").prompts).prompts[: args.prompts]]
+    texts = [
+        p.as_text() for p in load_prompt_set(RunConfig(model="x").prompts).prompts[: args.prompts]
+    ]
     singles = [tok([t], return_tensors="pt") for t in texts]
 
     def bare() -> None:
@@ -65,7 +73,11 @@ def main() -> None:
             model.generate(**enc, **gen_kwargs, streamer=streamer)
             consumer.join()
 
-    variants = {"bare generate()": bare, "TimingStreamer (ours)": ours, "TextIteratorStreamer": hf_text_iterator}
+    variants = {
+        "bare generate()": bare,
+        "TimingStreamer (ours)": ours,
+        "TextIteratorStreamer": hf_text_iterator,
+    }
     if args.batch_size > 1:
         batches = [
             tok(texts[i : i + args.batch_size], return_tensors="pt", padding=True)
@@ -82,7 +94,10 @@ def main() -> None:
                 model.generate(**enc, **gen_kwargs, streamer=s)
                 s.sequences(enc["input_ids"].shape[0])
 
-        variants |= {f"bare generate() B={args.batch_size}": bare_b, f"TimingStreamer B={args.batch_size}": ours_b}
+        variants |= {
+            f"bare generate() B={args.batch_size}": bare_b,
+            f"TimingStreamer B={args.batch_size}": ours_b,
+        }
 
     with torch.inference_mode():
         for fn in variants.values():  # warm every code path once
@@ -96,11 +111,17 @@ def main() -> None:
 
     tokens = args.prompts * n
     base = statistics.median(times["bare generate()"])
-    print(f"tiny model, CPU, {args.prompts} prompts x {n} tokens, batch 1, {args.rounds} interleaved rounds")
+    print(
+        f"tiny model, CPU, {args.prompts} prompts x {n} tokens, batch 1, {args.rounds} interleaved rounds"
+    )
     print(f"{'variant':<28}{'median s':>10}{'tok/s':>10}{'vs bare':>10}")
     for name, ts in times.items():
         med = statistics.median(ts)
-        ref = base if "B=" not in name else statistics.median(times[f"bare generate() B={args.batch_size}"])
+        ref = (
+            base
+            if "B=" not in name
+            else statistics.median(times[f"bare generate() B={args.batch_size}"])
+        )
         print(f"{name:<28}{med:>10.3f}{tokens / med:>10.0f}{med / ref:>9.3f}x")
 
 

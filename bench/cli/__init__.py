@@ -21,6 +21,8 @@ from bench.errors import BenchError, BenchmarkFailed
 #: Subcommand modules, in the order `bench --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "bench.cli.run",
+    "bench.cli.db",
+    "bench.cli.trend",
     "bench.cli.tiny",
 )
 
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming LLM benchmarks: time every token, keep every night in Postgres.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser

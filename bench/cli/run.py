@@ -11,6 +11,7 @@ from typing import Any
 from bench.backends import BACKENDS
 from bench.config import DEVICES, PRECISIONS, RunConfig
 from bench.errors import BenchmarkFailed, ConfigError
+from bench.launch import is_primary_rank
 from bench.results import CampaignRef, RunResult, write_jsonl
 from bench.runner import run_benchmark
 from bench.textreport import ProgressPrinter, format_summary
@@ -34,6 +35,19 @@ _CONFIG_FLAGS = (
     "slo_ttft_ms",
     "slo_tpot_ms",
 )
+
+#: CLI flag destination -> openai backend option (``--option KEY=VALUE`` wins).
+_OPENAI_FLAGS = {
+    "base_url": "base_url",
+    "endpoint": "endpoint",
+    "api_key_env": "api_key_env",
+    "served_model": "served_model",
+    "tokenizer": "tokenizer",
+    "burstiness": "burstiness",
+    "max_concurrency": "max_concurrency",
+    "request_timeout": "request_timeout_s",
+    "max_duration": "max_duration_s",
+}
 
 
 def register(sub: Any) -> None:
@@ -74,12 +88,26 @@ def register(sub: Any) -> None:
     load.add_argument("--concurrency", type=int, help="requests in flight (openai backend)")
     load.add_argument("--request-rate", type=float, help="request arrivals per second (openai backend)")
 
+    api = p.add_argument_group("openai backend (an OpenAI-compatible endpoint)")
+    api.add_argument("--base-url", help="API root with version prefix, e.g. http://host:8000/v1")
+    api.add_argument("--endpoint", choices=("completions", "chat"), help="API to call (default completions)")
+    api.add_argument("--api-key-env", metavar="VAR", help="env var holding the API key (default OPENAI_API_KEY)")
+    api.add_argument("--served-model", help="model name sent to the server (default: --model)")
+    api.add_argument("--tokenizer", help="counts tokens when the server sends no usage (default: --model)")
+    api.add_argument("--burstiness", type=float, help="with --request-rate: gamma shape of gaps (default 1 = Poisson)")
+    api.add_argument("--max-concurrency", type=int, help="with --request-rate: most requests in flight")
+    api.add_argument("--request-timeout", type=float, metavar="S", help="fail a request after S seconds (default 600)")
+    api.add_argument("--max-duration", type=float, metavar="S", help="stop issuing requests after S seconds")
+
     slo = p.add_argument_group("service-level objectives (goodput)")
     slo.add_argument("--slo-ttft-ms", type=float, help="a good request's TTFT is at most this")
     slo.add_argument("--slo-tpot-ms", type=float, help="a good request's TPOT is at most this")
 
     out = p.add_argument_group("results")
     out.add_argument("--output", type=Path, metavar="FILE.jsonl", help="also write the result here")
+    out.add_argument(
+        "--format", choices=("jsonl", "vllm"), help="--output format (default jsonl; vllm: vLLM bench serve JSON)"
+    )
     out.add_argument("--no-db", action="store_true", help="do not spool or load into the results DB")
     out.add_argument("--campaign-run-id", help="attach to this campaign (Airflow dag_run_id)")
     out.add_argument("--dag-id", help="the campaign's DAG id")
@@ -118,6 +146,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "trust_remote_code", False):
         data["trust_remote_code"] = True
     options = dict(data.get("options") or {})
+    for flag, key in _OPENAI_FLAGS.items():
+        if hasattr(args, flag):
+            options[key] = getattr(args, flag)
     for text in getattr(args, "option", None) or []:
         key, value = parse_option(text)
         options[key] = value
@@ -139,15 +170,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     output: Path | None = getattr(args, "output", None)
     if output is not None:
         _check_output_path(output)
+    elif hasattr(args, "format"):
+        raise ConfigError("--format applies to --output; give --output FILE too")
     campaign = None
     if run_id := getattr(args, "campaign_run_id", None):
         campaign = CampaignRef(
             dag_run_id=run_id, dag_id=getattr(args, "dag_id", None), trigger=getattr(args, "trigger", "manual")
         )
-    quiet = getattr(args, "quiet", False)
+    primary = is_primary_rank()  # tensor-parallel peers run in lockstep; rank 0 alone reports
+    quiet = getattr(args, "quiet", False) or not primary
     result = run_benchmark(config, campaign=campaign, progress=None if quiet else ProgressPrinter)
+    if not primary:
+        return 0 if result.ok else 1
     if output is not None:
-        write_jsonl(result, output)
+        if getattr(args, "format", "jsonl") == "vllm":
+            from bench.export_vllm import write_vllm_json
+
+            write_vllm_json(result, output)
+        else:
+            write_jsonl(result, output)
     print(format_summary(result))
     if output is not None:
         print(f"result written to {output}")

@@ -17,11 +17,17 @@ def register(sub: Any) -> None:
         "prompt set; saved with save_pretrained, loadable with AutoModelForCausalLM.",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="output directory")
-    p.add_argument("--prompts", default="default", help="prompt set to train the tokenizer on (default: default)")
+    p.add_argument(
+        "--prompts",
+        default="default",
+        help="prompt set to train the tokenizer on (default: default)",
+    )
     p.add_argument("--seed", type=int, default=0, help="weight init seed (default 0)")
     p.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")
     p.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
-    p.add_argument("--vocab", type=int, default=512, help="tokenizer vocabulary target (default 512)")
+    p.add_argument(
+        "--vocab", type=int, default=512, help="tokenizer vocabulary target (default 512)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite a non-empty DIR")
     p.set_defaults(func=cmd_tiny_model)
 

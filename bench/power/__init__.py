@@ -19,7 +19,9 @@ class PowerSampler(Protocol):
         """Energy in joules consumed since ``start()``, or None if unknown."""
 
 
-def integrate_energy(samples: Sequence[tuple[float, float]], start: float, stop: float) -> float | None:
+def integrate_energy(
+    samples: Sequence[tuple[float, float]], start: float, stop: float
+) -> float | None:
     """Joules from ``(time_s, watts)`` samples over ``[start, stop]``.
 
     Trapezoids between samples; the power at the window's edges is linearly
@@ -28,18 +30,11 @@ def integrate_energy(samples: Sequence[tuple[float, float]], start: float, stop:
     """
     if stop <= start or not samples:
         return None
-    pts = sorted(samples)
+    import numpy as np
 
-    def watts_at(t: float) -> float:
-        if t <= pts[0][0]:
-            return pts[0][1]
-        if t >= pts[-1][0]:
-            return pts[-1][1]
-        for (t0, w0), (t1, w1) in zip(pts, pts[1:]):
-            if t0 <= t <= t1:
-                return w0 if t1 == t0 else w0 + (w1 - w0) * (t - t0) / (t1 - t0)
-        raise AssertionError("unreachable")
-
-    inside = [(t, w) for t, w in pts if start < t < stop]
-    trace = [(start, watts_at(start)), *inside, (stop, watts_at(stop))]
-    return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(trace, trace[1:]))
+    pts = np.array(sorted(samples), dtype=np.float64)
+    times, watts = pts[:, 0], pts[:, 1]
+    inside = times[(times > start) & (times < stop)]
+    grid = np.concatenate(([start], inside, [stop]))
+    power = np.interp(grid, times, watts)  # holds the edge values beyond the trace
+    return float(np.sum(np.diff(grid) * (power[1:] + power[:-1]) / 2))

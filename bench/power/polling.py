@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +27,8 @@ class PollingSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(Exception):  # a failed reading leaves a gap, not a crash
                 self._samples.append((time.perf_counter(), float(self._read())))
-            except Exception:  # a failed reading leaves a gap, not a crash
-                pass
             self._stop.wait(self._interval)
 
     def start(self) -> None:

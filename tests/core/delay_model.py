@@ -14,7 +14,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GenerationMixin,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 
@@ -53,10 +59,16 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         self._step = 0
         self.post_init()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object):  # type: ignore[no-untyped-def]
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
+    ):  # type: ignore[no-untyped-def]
         batch, length = input_ids.shape
         last = self._last_ids  # without a KV cache each step re-sends the prefix
-        prefill = last is None or last.shape != (batch, length - 1) or not torch.equal(last, input_ids[:, :-1])
+        prefill = (
+            last is None
+            or last.shape != (batch, length - 1)
+            or not torch.equal(last, input_ids[:, :-1])
+        )
         self._last_ids = input_ids.clone()
         self._step = 0 if prefill else self._step + 1
         time.sleep((self.config.prefill_ms if prefill else self.config.decode_ms) / 1000)

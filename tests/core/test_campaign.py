@@ -25,9 +25,14 @@ def test_matrix_expansion_with_overrides_and_max_batch() -> None:
     c = parse_campaign("t", BASE)
     labels = [cfg.label for cfg in c.configs()]
     assert labels == [
-        "small/fp32/bs1", "small/fp32/bs4", "small/fp32/bs16",
-        "small/bf16/bs1", "small/bf16/bs4", "small/bf16/bs16",
-        "big/bf16/bs1", "big/bf16/bs4",
+        "small/fp32/bs1",
+        "small/fp32/bs4",
+        "small/fp32/bs16",
+        "small/bf16/bs1",
+        "small/bf16/bs4",
+        "small/bf16/bs16",
+        "big/bf16/bs1",
+        "big/bf16/bs4",
     ]
     first = c.configs()[0]
     assert first.model_path == "/m/small" and first.device == "cpu" and first.ignore_eos
@@ -50,7 +55,9 @@ def test_exclusions_and_option_merging() -> None:
 
 def test_trigger_overrides_select_and_filter() -> None:
     c = parse_campaign("t", BASE)
-    o = c.with_overrides({"models": ["big"], "precisions": ["bf16"], "batch_sizes": [1], "limit": 3})
+    o = c.with_overrides(
+        {"models": ["big"], "precisions": ["bf16"], "batch_sizes": [1], "limit": 3}
+    )
     assert [x.label for x in o.configs()] == ["big/bf16/bs1"]
     assert o.configs()[0].limit == 3
     with pytest.raises(CampaignError, match=r"models: 'nope'; this campaign has: small, big"):
@@ -74,7 +81,10 @@ def test_trigger_overrides_select_and_filter() -> None:
         ({"max_new_tokens": "lots"}, "max_new_tokens: expected int"),
         ({"models": [{"name": "a", "batch_szes": [1]}]}, r"models\[0\].batch_szes: unknown field"),
         ({"models": [{"name": "a"}, {"name": "a"}]}, "duplicate model name"),
-        ({"precisions": ["fp8"]}, r"models\[0\] \(small\) x fp8 x batch_size=1: precision fp8 is supported on hpu only"),
+        (
+            {"precisions": ["fp8"]},
+            r"models\[0\] \(small\) x fp8 x batch_size=1: precision fp8 is supported on hpu only",
+        ),
         ({"options": {"top_kk": 1}}, "did you mean 'top_k'"),
         ({"exclude": [{"colour": 1}]}, r"exclude\[0\]"),
     ],

@@ -29,8 +29,20 @@ def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     proc = bench(
-        "run", "--model", str(tiny_model), "--batch-size", "2", "--max-new-tokens", "16",
-        "--limit", "8", "--device", "cpu", "--no-db", "--output", str(out),
+        "run",
+        "--model",
+        str(tiny_model),
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "16",
+        "--limit",
+        "8",
+        "--device",
+        "cpu",
+        "--no-db",
+        "--output",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -56,9 +68,24 @@ def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
 def test_stop_at_eos_and_chat_template(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     proc = bench(
-        "run", "--model", str(tiny_model), "--precision", "fp32", "--device", "cpu", "--limit", "3",
-        "--max-new-tokens", "4", "--stop-at-eos", "--option", "chat_template=true", "--no-db",
-        "--output", str(out), "-q",
+        "run",
+        "--model",
+        str(tiny_model),
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "4",
+        "--stop-at-eos",
+        "--option",
+        "chat_template=true",
+        "--no-db",
+        "--output",
+        str(out),
+        "-q",
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(out.read_text().splitlines()[-1])
@@ -86,11 +113,25 @@ def test_bad_input_one_line_error_no_output(
     (tmp_path / "empty.txt").write_text("\n")
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9 au lait\n")
     args = [
-        str(tmp_path / "empty.txt") if a == "EMPTY" else str(tmp_path / "latin1.txt") if a == "LATIN1" else a
+        str(tmp_path / "empty.txt")
+        if a == "EMPTY"
+        else str(tmp_path / "latin1.txt")
+        if a == "LATIN1"
+        else a
         for a in args
     ]
     out = tmp_path / "out.jsonl"
-    base = ["run", "--model", str(tiny_model), "--device", "cpu", "--limit", "2", "--output", str(out)]
+    base = [
+        "run",
+        "--model",
+        str(tiny_model),
+        "--device",
+        "cpu",
+        "--limit",
+        "2",
+        "--output",
+        str(out),
+    ]
     proc = bench(*base, *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -11,7 +11,9 @@ from bench.metrics import distribution, is_good, request_result, summarize
 from bench.records import RequestRecord, RequestResult
 
 
-def record(t_send: float, times: list[float], n_out: int | None = None, **kw: object) -> RequestRecord:
+def record(
+    t_send: float, times: list[float], n_out: int | None = None, **kw: object
+) -> RequestRecord:
     return RequestRecord(
         request_index=0,
         prompt_sha="s",

@@ -23,16 +23,28 @@ def test_jsonl_prompt_messages_and_system(tmp_path: Path) -> None:
     rows = [
         {"prompt": "plain"},
         {"prompt": "with system", "system": "be brief"},
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                      {"role": "user", "content": "more"}], "system": "sys"},
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "more"},
+            ],
+            "system": "sys",
+        },
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     ps = load_prompt_set(str(path))
     assert ps.prompts[0] == Prompt(text="plain")
     assert ps.prompts[1].as_messages() == [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "with system"},
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "with system"},
     ]
-    assert [m["role"] for m in ps.prompts[2].as_messages()] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in ps.prompts[2].as_messages()] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
     assert ps.prompts[0].as_messages() == [{"role": "user", "content": "plain"}]
 
 
@@ -52,7 +64,11 @@ def test_set_sha_follows_content_not_path(tmp_path: Path) -> None:
         (b"caf\xe9\n", "latin1.txt", "is not UTF-8"),
         (b'{"prompt": "x"}\nnot json\n', "bad.jsonl", r"bad.jsonl:2: invalid JSON"),
         (b'{"text": "x"}\n', "nokey.jsonl", "needs a non-empty string 'prompt'"),
-        (b'{"messages": [{"role": "bot", "content": "x"}]}\n', "role.jsonl", "each message needs role"),
+        (
+            b'{"messages": [{"role": "bot", "content": "x"}]}\n',
+            "role.jsonl",
+            "each message needs role",
+        ),
     ],
 )
 def test_bad_prompt_files(tmp_path: Path, content: bytes, name: str, message: str) -> None:
@@ -72,4 +88,11 @@ def test_plan_cycles_and_rounds_up_to_whole_batches(tmp_path: Path) -> None:
     ps = load_prompt_set(str(tmp_path / "p.txt"))
     assert [p.text for p in plan_requests(ps, limit=None, batch_size=1)] == ["a", "b", "c"]
     assert [p.text for p in plan_requests(ps, limit=5, batch_size=1)] == ["a", "b", "c", "a", "b"]
-    assert [p.text for p in plan_requests(ps, limit=5, batch_size=2)] == ["a", "b", "c", "a", "b", "c"]
+    assert [p.text for p in plan_requests(ps, limit=5, batch_size=2)] == [
+        "a",
+        "b",
+        "c",
+        "a",
+        "b",
+        "c",
+    ]

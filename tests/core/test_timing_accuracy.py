@@ -11,6 +11,7 @@ from above (what generate() itself costs per step on this CPU).
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import pytest
 from bench.backends.hf import HFBackend
 from bench.config import RunConfig
 from bench.metrics import request_result
-from bench.runner import Plan
 from bench.prompts import load_prompt_set
+from bench.runner import Plan
 from tests.core.delay_model import DelayModel, save_delay_model
 
 PREFILL_MS, DECODE_MS, N_OUT = 40.0, 8.0, 12
@@ -42,7 +43,9 @@ def _run(model_dir: Path, batch_size: int, *, stop_at_eos: bool = False):  # typ
     backend.load()
     backend.check(plan.measured)
     model: DelayModel = backend.model
-    backend.execute(plan.warmup or plan.measured[:batch_size], lambda n: None)  # warm the code paths
+    backend.execute(
+        plan.warmup or plan.measured[:batch_size], lambda n: None
+    )  # warm the code paths
     model.forward_ends.clear()
     records = backend.execute(plan.measured, lambda n: None)
     return records, model.forward_ends
@@ -51,7 +54,10 @@ def _run(model_dir: Path, batch_size: int, *, stop_at_eos: bool = False):  # typ
 @pytest.fixture(scope="module")
 def delay_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_delay_model(
-        tmp_path_factory.mktemp("delay") / "m", tiny_model, prefill_ms=PREFILL_MS, decode_ms=DECODE_MS
+        tmp_path_factory.mktemp("delay") / "m",
+        tiny_model,
+        prefill_ms=PREFILL_MS,
+        decode_ms=DECODE_MS,
     )
 
 
@@ -74,13 +80,15 @@ def test_ttft_and_itl_match_the_truth(delay_dir: Path, batch_size: int) -> None:
     assert len(forward_ends) == 3 * N_OUT  # 3 batches x (prefill + 11 decode steps)
     for batch in range(3):
         truth = forward_ends[batch * N_OUT : (batch + 1) * N_OUT]
-        true_gaps_ms = [(b - a) * 1e3 for a, b in zip(truth, truth[1:])]
+        true_gaps_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(truth)]
         for record in records[batch * batch_size : (batch + 1) * batch_size]:
             r = request_result(record)
             assert r.output_tokens == N_OUT and len(r.itl_ms) == N_OUT - 1
             true_ttft_ms = (truth[0] - record.t_send) * 1e3
             assert r.ttft_ms == pytest.approx(true_ttft_ms, abs=2.0)
-            assert statistics.median(r.itl_ms) == pytest.approx(statistics.median(true_gaps_ms), abs=0.5)
+            assert statistics.median(r.itl_ms) == pytest.approx(
+                statistics.median(true_gaps_ms), abs=0.5
+            )
             assert r.e2e_ms == pytest.approx(r.ttft_ms + sum(r.itl_ms), abs=1e-6)
             # nominal delays: never below them, and generate() adds only a little
             assert PREFILL_MS <= r.ttft_ms < PREFILL_MS + 8
@@ -93,7 +101,7 @@ def test_eos_mid_stream_counts_exact_output_tokens(delay_eos_dir: Path) -> None:
     first = records[:4]
     by_slot = [request_result(r) for r in first]
     assert [r.output_tokens for r in by_slot] == [4, N_OUT, 8, N_OUT]
-    for record, r in zip(first, by_slot):
+    for record, r in zip(first, by_slot, strict=True):
         assert len(r.itl_ms) == r.output_tokens - 1
         assert r.ttft_ms == pytest.approx((forward_ends[0] - record.t_send) * 1e3, abs=2.0)
         # each sequence ends when its own last token existed, not when the batch ended

@@ -37,7 +37,9 @@ def test_chat_template_and_generation_config(tiny_model: Path) -> None:
     assert text.startswith("<s><|system|>\ns</s>") and text.endswith("<|assistant|>\n")
     gen = GenerationConfig.from_pretrained(tiny_model)
     assert (gen.bos_token_id, gen.eos_token_id, gen.pad_token_id) == (
-        tok.bos_token_id, tok.eos_token_id, tok.pad_token_id,
+        tok.bos_token_id,
+        tok.eos_token_id,
+        tok.pad_token_id,
     )
     assert len(set(tok.all_special_ids)) == len(tok.all_special_ids)
 

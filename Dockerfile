@@ -1,0 +1,40 @@
+# Gaudi worker: an Airflow Celery worker (queue "hpu") on Intel Gaudi's
+# PyTorch image, with this project installed.
+#
+# optimum-habana 1.21.2 (the `hpu` extra) is validated against the Intel Gaudi
+# software stack 1.24; its PyTorch comes from this image and is never pinned
+# or reinstalled by pip. Change the three ARGs together, following Intel's
+# support matrix, when moving to another stack.
+ARG SYNAPSE_VERSION=1.24.0
+ARG UBUNTU=ubuntu22.04
+ARG PT_VERSION=2.10.0
+FROM vault.habana.ai/gaudi-docker/${SYNAPSE_VERSION}/${UBUNTU}/habanalabs/pytorch-installer-${PT_VERSION}:latest
+
+# Habana's DeepSpeed fork, for tensor parallel (world_size > 1) configs; the
+# tag optimum-habana 1.21.2's README installs.
+ARG DEEPSPEED_REF=1.23.0
+
+ENV PT_HPU_LAZY_MODE=1 \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    AIRFLOW_HOME=/opt/airflow \
+    BENCH_HOME=/var/lib/bench \
+    HF_HOME=/var/lib/hf \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN pip install "git+https://github.com/HabanaAI/DeepSpeed.git@${DEEPSPEED_REF}"
+
+WORKDIR /opt/bench
+COPY pyproject.toml README.md ./
+COPY bench ./bench
+# Editable install: prompts/, sql/, dags/ and plugins/ are read from /opt/bench.
+# (No import of habana_frameworks here: there is no card at build time.)
+RUN pip install -e '.[hpu,airflow]' \
+ && bench --help > /dev/null
+COPY prompts ./prompts
+COPY sql ./sql
+COPY dags ./dags
+COPY plugins ./plugins
+
+RUN mkdir -p "$AIRFLOW_HOME/logs" "$BENCH_HOME" "$HF_HOME"
+CMD ["airflow", "celery", "worker", "--queues", "hpu"]

@@ -1,0 +1,151 @@
+"""``bench trend``: run a named trend query (sql/queries/) and print its rows."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bench.errors import ConfigError
+
+DEFAULT_QUERY = "metric_series"
+FORMATS = ("table", "csv", "json")
+#: CLI flag destination -> query parameter name.
+_FLAGS = {
+    "model": "model",
+    "metric": "metric",
+    "last": "last",
+    "campaign": "campaign",
+    "fingerprint": "fingerprint",
+    "slo_ttft_p99_ms": "slo_ttft_p99_ms",
+    "since": "since",
+    "until": "until",
+}
+
+
+def _query_names() -> list[str]:
+    """For --help; reads file names only, so building the parser never imports SQLAlchemy."""
+    from bench.errors import StoreError
+    from bench.store.sqlfiles import queries_dir
+
+    try:
+        return sorted(p.stem for p in queries_dir().glob("*.sql"))
+    except StoreError:
+        return [DEFAULT_QUERY]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "trend",
+        help="trend queries over the results DB (time series, latest vs baseline, best batch size, ...)",
+        description="Run a named query from sql/queries/ against the results DB. Each query takes "
+        "the flags its header declares; a flag it does not take is an error.",
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument(
+        "--query",
+        default=DEFAULT_QUERY,
+        metavar="NAME",
+        help=f"one of: {', '.join(_query_names())} (default {DEFAULT_QUERY})",
+    )
+    p.add_argument("--model", help="benchmark_config.model, as given to `bench run --model`")
+    p.add_argument(
+        "--metric",
+        help="run metric (ttft_p50_ms, output_tokens_per_s, ...; default ttft_p50_ms) or, for "
+        "request_percentiles, a request metric (ttft_ms, tpot_ms, e2e_ms, itl_ms)",
+    )
+    p.add_argument("--last", type=int, help="runs (nights) per configuration: kept, or in the rolling median")
+    p.add_argument("--campaign", metavar="DAG_RUN_ID", help="campaign_vs_baseline: the campaign to judge")
+    p.add_argument("--fingerprint", help="one configuration only")
+    p.add_argument("--slo-ttft-p99-ms", type=float, metavar="MS", help="best_batch_size: the TTFT p99 SLO")
+    p.add_argument("--since", metavar="TIME", help="request_percentiles: window start (ISO date/time)")
+    p.add_argument("--until", metavar="TIME", help="request_percentiles: window end, exclusive")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    p.set_defaults(func=cmd_trend)
+
+
+def query_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {param: getattr(args, dest) for dest, param in _FLAGS.items() if hasattr(args, dest)}
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    from bench.store.db import get_engine
+    from bench.store.queries import bind_params, run_query
+
+    name = args.query
+    params = query_params(args)
+    try:
+        bind_params(name, **params)  # every input checked before connecting
+    except ConfigError as exc:
+        raise ConfigError(_as_flags(str(exc))) from None
+    rows = run_query(get_engine(), name, **params)
+    if not rows:
+        print(f"bench: no rows: {_empty_hint(name, params)}", file=sys.stderr)
+        if args.format == "json":
+            print("[]")
+        return 0
+    if args.format == "json":
+        print(json.dumps(rows, default=_json_default, indent=2))
+    elif args.format == "csv":
+        write_csv(rows, sys.stdout)
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def _as_flags(message: str) -> str:
+    """Name parameters the way the user typed them (--slo-ttft-p99-ms)."""
+    for param in _FLAGS.values():
+        message = message.replace(f"parameter {param}", f"--{param.replace('_', '-')}")
+    return message
+
+
+def _empty_hint(name: str, params: dict[str, Any]) -> str:
+    if "model" in params:
+        return f"no successful run of model {params['model']!r} matches (see `bench db status`)"
+    if "campaign" in params:
+        return f"no campaign {params['campaign']!r} (or it has no runs)"
+    return f"query {name} found nothing"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], stream: Any) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(rows[0].keys())
+    for row in rows:
+        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row.values()])
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.3f}"
+    if key.endswith("fingerprint") and isinstance(value, str):
+        return value[:12]
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Aligned columns; numbers right-aligned, times in UTC, fingerprints cut to 12."""
+    keys = list(rows[0].keys())
+    cells = [[_cell(k, row[k]) for k in keys] for row in rows]
+    numeric = [all(isinstance(row[k], int | float) or row[k] is None for row in rows) for k in keys]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(keys), *(line(c) for c in cells)])

@@ -1,0 +1,334 @@
+"""What each campaign task does, as plain Python (the DAG file wraps it).
+
+Airflow is kept out of here on purpose: the DAG's tasks are thin wrappers
+that pass in run ids and the results DB URL, so every step is testable
+without a scheduler, and runnable by hand.
+
+``benchmark`` runs ``bench run`` in a child process (its own session, so a
+crash, OOM or hang takes down only the child and frees the device) and makes
+sure every outcome lands in the results DB exactly once per (campaign,
+config): the child stores what it measured; the parent stores what the child
+could not (bad config, crash, kill, timeout). Both replace, never add.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.campaign import Campaign, load_campaign
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.paths import bench_home
+from bench.prompts import load_prompt_set
+from bench.results import CampaignRef, read_jsonl
+from bench.runner import Plan
+
+Log = Callable[[str], None]
+
+#: Exit codes of ``bench run`` (bench/cli/__init__.py).
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: Seconds the child gets between SIGTERM and SIGKILL.
+KILL_GRACE_S = 10.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _engine(db_url: str | None) -> Any:
+    from bench.store.db import get_engine
+
+    return get_engine(db_url)
+
+
+# -- plan ----------------------------------------------------------------------------------
+
+
+def changed_params(campaign: Campaign, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the trigger values that differ from the file's defaults, so an
+    untouched form is a no-op rather than a re-statement of every list."""
+    form = campaign.trigger_form()
+    return {k: v for k, v in params.items() if k not in form or form[k]["default"] != v}
+
+
+def plan(
+    campaign_file: Path,
+    params: Mapping[str, Any],
+    *,
+    campaign: CampaignRef,
+    db_url: str | None,
+    log: Log = print,
+) -> list[dict[str, Any]]:
+    """Validate the trigger values, expand the matrix, create the campaign row.
+
+    Returns one JSON-able item per configuration; raises BenchError (with a
+    message naming the bad value) before anything is benchmarked.
+    """
+    base = load_campaign(campaign_file)
+    overrides = changed_params(base, params)
+    effective = base.with_overrides(overrides) if overrides else base
+    prompt_set = load_prompt_set(effective.prompts)
+    items: list[dict[str, Any]] = []
+    for config in effective.configs():
+        run_plan = Plan(config, prompt_set)
+        items.append(
+            {
+                "label": config.label,
+                "config": config.to_dict(),
+                "fingerprint": run_plan.fingerprint,
+                "prompt_set": run_plan.prompt_set_json(),
+                "world_size": config.world_size,
+            }
+        )
+    from bench.store.migrate import upgrade
+    from bench.store.writer import ensure_campaign
+
+    engine = _engine(db_url)
+    upgrade(engine)
+    ensure_campaign(
+        engine,
+        campaign,
+        params={
+            "overrides": overrides,
+            "effective": dict(params),
+            "configs": [i["label"] for i in items],
+        },
+        started_at=_now(),
+    )
+    log(f"campaign {campaign.dag_run_id}: {len(items)} configurations")
+    for item in items:
+        log(f"  {item['label']}  fingerprint {item['fingerprint'][:12]}")
+    return items
+
+
+# -- benchmark -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one configuration ended, as the DAG reports it."""
+
+    label: str
+    status: str
+    error: str | None = None
+    retryable: bool = False
+    metrics: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        keep = (
+            "ttft_p50_ms",
+            "ttft_p99_ms",
+            "tpot_p50_ms",
+            "itl_p99_ms",
+            "e2e_p99_ms",
+            "output_tokens_per_s",
+        )
+        metrics = {k: self.metrics.get(k) for k in keep} if self.metrics else None
+        return {"label": self.label, "status": self.status, "error": self.error, "metrics": metrics}
+
+
+def child_args(config: RunConfig, campaign: CampaignRef, output: Path) -> list[str]:
+    """``bench run`` arguments that reproduce ``config`` inside ``campaign``."""
+    args = ["--config", json.dumps(config.to_dict()), "--campaign-run-id", campaign.dag_run_id]
+    if campaign.dag_id:
+        args += ["--dag-id", campaign.dag_id]
+    return [*args, "--trigger", campaign.trigger, "--output", str(output)]
+
+
+class _Tail:
+    """Forwards a child's output line by line and keeps the last lines."""
+
+    def __init__(self, stream: Any, log: Log, keep: int = 40) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._pump, args=(stream, log), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Any, log: Log) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            self.lines.append(line)
+            log(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+    def last_error(self) -> str:
+        """The child's one-line error (``bench: ...``) or its last output line."""
+        for line in reversed(self.lines):
+            if line.startswith("bench: "):
+                return line.removeprefix("bench: ").removeprefix("error: ")
+        return next((line for line in reversed(self.lines) if line.strip()), "no output")
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the child's process group, SIGKILL what is left after a grace period."""
+    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def benchmark(
+    item: Mapping[str, Any],
+    *,
+    campaign: CampaignRef,
+    db_url: str | None,
+    timeout_s: float,
+    log: Log = print,
+) -> Outcome:
+    """Run one configuration in a child process and record its outcome."""
+    from bench.launch import launch_command
+
+    config = RunConfig.from_mapping(item["config"])
+    work = bench_home() / "runs" / _safe(campaign.dag_run_id)
+    work.mkdir(parents=True, exist_ok=True)
+    output = work / f"{_safe(config.label)}.jsonl"
+    output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if db_url:
+        env["BENCH_DB_URL"] = db_url
+    argv = launch_command(config, child_args(config, campaign, output))
+    started = _now()
+    log(f"$ bench run {config.label} (timeout {timeout_s:.0f} s)")
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    tail = _Tail(proc.stdout, log)
+    try:
+        rc = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        rc = None
+    finally:  # an Airflow timeout or kill of this task must not orphan the child
+        if proc.poll() is None:
+            _kill_group(proc)
+        tail.join()
+    outcome = _outcome(config.label, rc, output, tail, timeout_s)
+    if outcome.status != "ok" and not _child_recorded(rc, output):
+        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+    return outcome
+
+
+def _child_recorded(rc: int | None, output: Path) -> bool:
+    """The child stores its own result when it got as far as measuring."""
+    return rc in (EXIT_OK, EXIT_FAILED) and output.is_file()
+
+
+def _outcome(label: str, rc: int | None, output: Path, tail: _Tail, timeout_s: float) -> Outcome:
+    if rc is None:
+        return Outcome(
+            label,
+            "timeout",
+            f"no result after {timeout_s:.0f} s; process group killed",
+            retryable=True,
+        )
+    if rc in (EXIT_OK, EXIT_FAILED) and output.is_file():
+        result = read_jsonl(output)
+        metrics = result.metrics.to_json() if result.metrics else None
+        # a failed measurement may be transient; running out of memory is not
+        return Outcome(
+            label, result.status, result.error, retryable=result.status == "failed", metrics=metrics
+        )
+    if rc == EXIT_BAD_INPUT:
+        return Outcome(label, "failed", tail.last_error(), retryable=False)
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (the kernel OOM killer?)" if -rc == signal.SIGKILL else ""
+        return Outcome(
+            label,
+            "failed",
+            f"benchmark process killed by {name}{hint}; last output: {tail.last_error()}",
+            retryable=True,
+        )
+    return Outcome(label, "failed", f"exit code {rc}: {tail.last_error()}", retryable=True)
+
+
+def _record_failure(
+    item: Mapping[str, Any],
+    config: RunConfig,
+    campaign: CampaignRef,
+    outcome: Outcome,
+    started: datetime,
+    db_url: str | None,
+    log: Log,
+) -> None:
+    from bench.store.writer import record_failure
+
+    try:
+        record_failure(
+            _engine(db_url),
+            campaign=campaign,
+            config=config,
+            fingerprint=item["fingerprint"],
+            prompt_set=dict(item["prompt_set"]),
+            status=outcome.status,
+            error=outcome.error or outcome.status,
+            started_at=started,
+            finished_at=_now(),
+        )
+    except BenchError as exc:  # the task still fails loudly; say what was not stored
+        log(f"could not record the failure of {config.label} in the results DB: {exc}")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+# -- after the benchmarks -------------------------------------------------------------------
+
+
+def detect_regressions(
+    campaign: CampaignRef, *, db_url: str | None, thresholds: Mapping[str, Any], log: Log = print
+) -> list[dict[str, Any]]:
+    """Judge every ok run of the campaign against its history; store verdicts."""
+    from bench.regressions import detect_campaign
+
+    rows = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    flagged = [r for r in rows if r.verdict == "regression"]
+    log(f"{len(flagged)} regression(s), {len(rows) - len(flagged)} other verdict(s)")
+    for r in rows:
+        change = f"{r.change_pct:+.1f}%" if r.change_pct is not None else "n/a"
+        log(f"  run {r.run_id} {r.metric}: {r.verdict} {change} ({r.baseline} -> {r.current})")
+    return [
+        {"run_id": r.run_id, "metric": r.metric, "verdict": r.verdict, "change_pct": r.change_pct}
+        for r in rows
+    ]
+
+
+def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Path:
+    """Print the campaign's table, write its HTML report, stamp its end."""
+    from bench.campaign_report import format_campaign_table, write_campaign_report
+    from bench.paths import reports_dir
+    from bench.store.queries import run_query
+    from bench.store.writer import finish_campaign
+
+    engine = _engine(db_url)
+    rows = run_query(engine, "campaign_runs", campaign=campaign.dag_run_id)
+    log(format_campaign_table(rows))
+    out = reports_dir() / _safe(campaign.dag_id or "cli") / f"{_safe(campaign.dag_run_id)}.html"
+    write_campaign_report(engine, campaign, rows, out)
+    finish_campaign(engine, campaign.dag_run_id, _now())
+    log(f"report: {out}")
+    return out

@@ -1,0 +1,202 @@
+"""Request rows per second into ``request_result``: the writer vs a row-by-row ORM.
+
+Both run in one process against the same throwaway Postgres (an embedded
+server in a temp dir unless ``--db-url`` names a server, where a scratch
+database is created and dropped), one after the other, and the ratio is
+printed:
+
+* writer: ``bench.store.writer.load`` of whole runs (run row, binary COPY of
+  the request rows, summary) in one transaction per run, as ``bench run``
+  and ``bench db load`` do;
+* baseline: a SQLAlchemy ORM class mapped onto the same table (declared
+  here only) and ``session.add`` per request, one commit per run: the code
+  one writes first.
+
+Rows are realistic: ``--gaps`` inter-token gaps per request (``itl_ms``;
+127 = 128 new tokens, 15 = 16), the bulk of a row's bytes. Usage::
+
+    python benchmarks/ingest.py [--runs 8] [--requests 8000] [--gaps 127,15] [--baseline-rows 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, REAL
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from bench.config import RunConfig
+from bench.metrics import summarize
+from bench.records import RequestResult
+from bench.results import CampaignRef, RunResult
+from bench.store import writer
+from bench.store.db import display_url, start_embedded, stop_embedded
+from bench.store.migrate import upgrade
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RequestRow(Base):
+    """The baseline's ORM mapping of request_result (benchmark only: the
+    schema's one definition is sql/migrations)."""
+
+    __tablename__ = "request_result"
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    request_index: Mapped[int] = mapped_column(primary_key=True)
+    prompt_sha: Mapped[str]
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    ttft_ms: Mapped[float | None] = mapped_column(sa.Double)
+    tpot_ms: Mapped[float | None] = mapped_column(sa.Double)
+    e2e_ms: Mapped[float | None] = mapped_column(sa.Double)
+    itl_ms: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    success: Mapped[bool]
+    error: Mapped[str | None]
+
+
+def synth_requests(n: int, gaps: int, seed: int = 0) -> tuple[RequestResult, ...]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        itl = tuple(8.0 + rng.random() * 4 for _ in range(gaps))
+        ttft = 20.0 + rng.random() * 30
+        out.append(
+            RequestResult(
+                request_index=i,
+                prompt_sha=f"{rng.getrandbits(256):064x}",
+                input_tokens=rng.randint(20, 400),
+                output_tokens=gaps + 1,
+                ttft_ms=ttft,
+                tpot_ms=sum(itl) / gaps if gaps else None,
+                e2e_ms=ttft + sum(itl),
+                itl_ms=itl,
+            )
+        )
+    return tuple(out)
+
+
+def synth_result(requests: tuple[RequestResult, ...], batch_size: int, campaign: CampaignRef) -> RunResult:
+    config = RunConfig(model="ingest-bench", precision="bf16", batch_size=batch_size, device="cpu", backend="hf")
+    prompt_set = {"name": "synthetic", "sha": "0" * 64, "n_prompts": len(requests), "n_requests": len(requests)}
+    started = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=batch_size)
+    return RunResult(
+        run_uid=uuid.uuid4().hex,
+        config=config,
+        fingerprint=config.fingerprint(prompt_set_sha="0" * 64, n_requests=len(requests)),
+        status="ok",
+        started_at=started,
+        finished_at=started + timedelta(seconds=60),
+        campaign=campaign,
+        prompt_set=prompt_set,
+        environment={"host": "bench", "device": "cpu", "packages": {}, "fingerprint": "e" * 64},
+        metrics=summarize(requests, duration_s=60.0),
+        requests=requests,
+    )
+
+
+@contextmanager
+def scratch_database(db_url: str | None) -> Iterator[sa.Engine]:
+    """A fresh database: on ``db_url``'s server, else on a temp embedded server."""
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        pgdata = Path(tmp) / "pgdata"
+        server_url = db_url or start_embedded(pgdata)
+        name = f"bench_perf_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.make_url(server_url).set(database=name)
+        engine = sa.create_engine(url)
+        try:
+            print(f"database: {display_url(url)}", file=sys.stderr)
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+            if db_url is None:
+                stop_embedded(pgdata)
+
+
+def time_writer(engine: sa.Engine, requests: tuple[RequestResult, ...], runs: int) -> list[float]:
+    """Seconds per run loaded (each a new config of one campaign)."""
+    campaign = CampaignRef(dag_run_id=f"ingest__{uuid.uuid4().hex}", dag_id="ingest", trigger="manual")
+    results = [synth_result(requests, bs, campaign) for bs in range(1, runs + 2)]
+    writer.load(engine, results[0])  # warm up: campaign/environment rows, connection, caches
+    seconds = []
+    for result in results[1:]:
+        t0 = time.perf_counter()
+        report = writer.load(engine, result)
+        seconds.append(time.perf_counter() - t0)
+        assert report.action == writer.INSERTED
+    return seconds
+
+
+def time_orm(engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int) -> float:
+    """Seconds to insert ``requests`` with session.add per row, one commit."""
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        for r in requests:
+            session.add(
+                RequestRow(
+                    run_id=run_id,
+                    request_index=r.request_index,
+                    prompt_sha=r.prompt_sha,
+                    input_tokens=r.input_tokens,
+                    output_tokens=r.output_tokens,
+                    ttft_ms=r.ttft_ms,
+                    tpot_ms=r.tpot_ms,
+                    e2e_ms=r.e2e_ms,
+                    itl_ms=list(r.itl_ms),
+                    success=r.success,
+                    error=r.error,
+                )
+            )
+        session.commit()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=8, help="runs loaded by the writer per shape (default 8)")
+    parser.add_argument("--requests", type=int, default=8000, help="requests per run (default 8000)")
+    parser.add_argument(
+        "--gaps", default="127,15", help="row shapes: itl_ms entries per request, comma-separated (default 127,15)"
+    )
+    parser.add_argument("--baseline-rows", type=int, default=3000, help="rows per ORM baseline round (default 3000)")
+    parser.add_argument("--db-url", help="use a scratch database on this server instead of an embedded one")
+    args = parser.parse_args(argv)
+
+    lines = []
+    with scratch_database(args.db_url) as engine:
+        for gaps in (int(g) for g in args.gaps.split(",")):
+            requests = synth_requests(args.requests, gaps)
+            per_run = time_writer(engine, requests, args.runs)
+            writer_rate = args.requests / statistics.median(per_run)
+            baseline = requests[: args.baseline_rows]
+            orm_seconds = [time_orm(engine, baseline, run_id=-1 - i - 10 * gaps) for i in range(3)]
+            orm_rate = len(baseline) / statistics.median(orm_seconds)
+            lines.append(f"{gaps:>9}  {writer_rate:>14,.0f}  {orm_rate:>13,.0f}  {writer_rate / orm_rate:>6.1f}x")
+    print(f"request rows/s into request_result; medians: writer over {args.runs} runs of {args.requests} rows,")
+    print(f"ORM over 3 rounds of {args.baseline_rows} rows; same server, same process")
+    print("itl gaps   writer (COPY)   ORM add/row   ratio")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

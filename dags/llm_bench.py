@@ -1,0 +1,150 @@
+"""One Airflow DAG per campaign file in ``dags/campaigns/*.yaml``.
+
+DAG id ``llm_bench_<file stem>``. Tasks: ``plan`` (validate the trigger
+values, expand the matrix, create the campaign row) -> ``benchmark`` (mapped,
+one task per model x precision x batch size, each a ``bench run`` child
+process) -> ``detect_regressions`` -> ``report``. The last two run even when
+some configurations failed; ``any_config_failed`` then marks the DAG run
+failed, so a red run in the UI always means a configuration did not finish.
+Configurations that need several cards get a mapped task of their own
+(``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
+not per map index. The trigger form's fields come from
+``Campaign.trigger_form()``.
+
+Parsing stays fast: only YAML and the light ``bench.campaign`` module load
+here; torch and friends load in the child processes. A campaign file that
+does not validate is skipped here and reported as an import error of
+``llm_bench_campaign_check.py``, so one bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
+
+from bench.campaign import Campaign, CampaignError, campaign_files, load_campaign
+
+CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
+#: Seconds the child gets before Airflow's own execution_timeout fires.
+TIMEOUT_MARGIN_S = 60
+
+
+def _campaign_ref(context: Any) -> Any:
+    from bench.results import CampaignRef
+
+    run = context["dag_run"]
+    trigger = str(getattr(run, "run_type", "manual") or "manual").split(".")[-1].lower()
+    return CampaignRef(dag_run_id=run.run_id, dag_id=run.dag_id, trigger=trigger)
+
+
+def _db_url() -> str | None:
+    from bench_results import results_db_url  # plugins/bench_results.py
+
+    return results_db_url()
+
+
+def build_dag(c: Campaign, source: Path) -> DAG:
+    timeout_s = c.timeout_minutes * 60
+    world_sizes = sorted({m.world_size for m in c.models})
+
+    with DAG(
+        dag_id=c.dag_id,
+        description=f"LLM benchmark campaign {c.name} ({len(c.configs())} configurations)",
+        doc_md=c.description or None,
+        schedule=c.schedule,
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        params={name: Param(**spec) for name, spec in c.trigger_form().items()},
+        tags=["llm-bench", c.device, c.backend],
+        default_args={"owner": "llm-bench"},
+    ) as dag:
+
+        @task(retries=0)
+        def plan() -> list[dict[str, Any]]:
+            from bench.orchestrate import plan as plan_campaign
+
+            context = get_current_context()
+            return plan_campaign(
+                source, dict(context["params"]), campaign=_campaign_ref(context), db_url=_db_url()
+            )
+
+        def items_for(world_size: int, planned: Any) -> Any:
+            """Mapped tasks cannot expand over part of an XCom: select it in a task."""
+            if len(world_sizes) == 1:
+                return planned
+
+            @task(task_id=f"select_tp{world_size}")
+            def select(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [i for i in items if i["world_size"] == world_size]
+
+            return select(planned)
+
+        def benchmark_task(world_size: int) -> Any:
+            @task(
+                task_id="benchmark" if world_size == 1 else f"benchmark_tp{world_size}",
+                map_index_template="{{ task.op_kwargs['item']['label'] }}",
+                pool=c.pool,
+                pool_slots=world_size,
+                queue=c.queue,
+                retries=c.retries,
+                retry_delay=timedelta(seconds=30),
+                execution_timeout=timedelta(seconds=timeout_s + TIMEOUT_MARGIN_S),
+            )
+            def benchmark(item: dict[str, Any]) -> dict[str, Any]:
+                from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+                from bench.orchestrate import benchmark as run_config
+
+                outcome = run_config(
+                    item,
+                    campaign=_campaign_ref(get_current_context()),
+                    db_url=_db_url(),
+                    timeout_s=timeout_s,
+                )
+                if outcome.status != "ok":
+                    error = AirflowException if outcome.retryable else AirflowFailException
+                    raise error(f"{outcome.label}: {outcome.status}: {outcome.error}")
+                return outcome.to_json()
+
+            return benchmark
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        def detect_regressions() -> list[dict[str, Any]]:
+            from bench.orchestrate import detect_regressions as detect
+
+            context = get_current_context()
+            return detect(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        def report() -> str:
+            from bench.orchestrate import report as write_report
+
+            return str(write_report(_campaign_ref(get_current_context()), db_url=_db_url()))
+
+        @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+        def any_config_failed() -> None:
+            """Fails the DAG run when a configuration failed (the report still ran)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                "at least one configuration failed; see the benchmark tasks and the report"
+            )
+
+        planned = plan()
+        benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]
+        finished = report()
+        benchmarks >> detect_regressions() >> finished
+        [planned, *benchmarks, finished] >> any_config_failed()
+    return dag
+
+
+for _path in campaign_files(CAMPAIGNS):
+    try:
+        _campaign = load_campaign(_path)
+    except CampaignError:
+        continue  # reported by llm_bench_campaign_check.py
+    globals()[_campaign.dag_id] = build_dag(_campaign, _path)

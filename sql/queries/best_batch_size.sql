@@ -1,0 +1,51 @@
+-- query: best_batch_size
+-- question: Which batch size gives each model the most output tokens per second
+--   while its TTFT p99 stays within the SLO?
+-- param: slo_ttft_p99_ms float           the SLO: a batch size qualifies when ttft_p99_ms <= this
+-- param: model text = ''                 benchmark_config.model ('' = every model)
+-- columns: model, precision, device, backend, max_new_tokens, world_size,
+--   best_batch_size, output_tokens_per_s, ttft_p99_ms, run_id, started_at,
+--   n_within_slo, n_batch_sizes
+--   One row per model x precision x device x backend x max_new_tokens x world_size,
+--   judged on the latest successful run of each batch size; best_batch_size is
+--   NULL (and the other figures are the fastest TTFT's) when none meets the SLO.
+--   Concurrency/request-rate configurations (openai backend) are left out.
+-- index: benchmark_config_model_idx (one model); run_config_ok_started_idx gives
+--   the latest ok run of each configuration.
+-- psql: psql "$DB" -v slo_ttft_p99_ms=500 -v model= -f sql/queries/best_batch_size.sql
+WITH latest AS (
+    SELECT bc.model, bc.precision, bc.device, bc.backend, bc.max_new_tokens, bc.world_size,
+           bc.batch_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms,
+           l.ttft_p99_ms <= :slo_ttft_p99_ms AS within_slo
+    FROM benchmark_config bc
+    CROSS JOIN LATERAL (
+        SELECT r.id AS run_id, r.started_at, s.output_tokens_per_s, s.ttft_p99_ms
+        FROM run r
+        JOIN run_summary s ON s.run_id = r.id
+        WHERE r.config_id = bc.id AND r.status = 'ok'
+        ORDER BY r.started_at DESC
+        LIMIT 1
+    ) l
+    WHERE (NULLIF(:'model', '') IS NULL OR bc.model = :'model')
+      AND bc.concurrency IS NULL
+      AND bc.request_rate IS NULL
+),
+ranked AS (
+    SELECT latest.*,
+           count(*) FILTER (WHERE within_slo) OVER shape AS n_within_slo,
+           count(*) OVER shape AS n_batch_sizes,
+           row_number() OVER (
+               shape ORDER BY within_slo DESC NULLS LAST,
+                              CASE WHEN within_slo THEN output_tokens_per_s END DESC NULLS LAST,
+                              ttft_p99_ms ASC NULLS LAST,
+                              batch_size
+           ) AS rank
+    FROM latest
+    WINDOW shape AS (PARTITION BY model, precision, device, backend, max_new_tokens, world_size)
+)
+SELECT model, precision, device, backend, max_new_tokens, world_size,
+       CASE WHEN within_slo THEN batch_size END AS best_batch_size,
+       output_tokens_per_s, ttft_p99_ms, run_id, started_at, n_within_slo, n_batch_sizes
+FROM ranked
+WHERE rank = 1
+ORDER BY model, precision, device, backend, max_new_tokens, world_size;

@@ -1,0 +1,174 @@
+"""A real Airflow deployment for tests: api-server + scheduler + dag-processor.
+
+Started as separate processes with the same environment ``make airflow``
+uses (bench.airflow_env: LocalExecutor, Postgres metadata DB on the
+embedded server, this repo's dags/ and plugins/), driven through the public
+REST API with a JWT from the simple auth manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.airflow_env import ADMIN_USER, admin_password, airflow_bin, airflow_environ, migrate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    base_url: str
+    env: dict[str, str]
+    logs: Path
+    token: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def api(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                status, text = resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read().decode()
+        if expect is not None and status != expect:
+            raise AssertionError(f"{method} {path} -> {status}: {text[:2000]}")
+        return json.loads(text) if text else None
+
+    def login(self) -> None:
+        self.token = self.api(
+            "POST",
+            "/auth/token",
+            {"username": ADMIN_USER, "password": admin_password()},
+            expect=201,
+        )["access_token"]
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.api("GET", f"/api/v2/dags/{dag_id}").get("dag_id") == dag_id:
+                return
+            time.sleep(2)
+        raise AssertionError(
+            f"DAG {dag_id} never appeared; dag-processor log:\n{self.tail('dag-processor')}"
+        )
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, expect=200)
+        run = self.api(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            {"logical_date": None, "conf": conf},
+            expect=200,
+        )
+        return str(run["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return str(state)
+            time.sleep(3)
+        raise AssertionError(
+            f"run {run_id} not finished after {timeout_s} s; scheduler log:\n{self.tail('scheduler')}"
+        )
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")[
+            "task_instances"
+        ]
+        return {
+            ti["task_id"]
+            + (
+                f"[{ti['rendered_map_index'] or ti['map_index']}]" if ti["map_index"] >= 0 else ""
+            ): ti["state"]
+            for ti in tis
+        }
+
+    def tail(self, name: str, n: int = 60) -> str:
+        path = self.logs / f"{name}.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+        )
+
+
+@contextmanager
+def airflow_cluster(logs: Path) -> Iterator[Cluster]:
+    """Start the three components; stop them (process groups) on exit."""
+    port = free_port()
+    env = airflow_environ(api_port=port)
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
+    migrate(env)
+    logs.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(base_url=f"http://127.0.0.1:{port}", env=env, logs=logs)
+    commands = {
+        "api-server": ["api-server", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+    }
+    try:
+        for name, args in commands.items():
+            out = (logs / f"{name}.log").open("wb")
+            cluster.procs.append(
+                subprocess.Popen(
+                    [airflow_bin(), *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                cluster.login()
+                break
+            except (urllib.error.URLError, ConnectionError, AssertionError, OSError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"api-server did not come up:\n{cluster.tail('api-server')}"
+                    ) from None
+                if any(p.poll() is not None for p in cluster.procs):
+                    died = [
+                        n
+                        for n, p in zip(commands, cluster.procs, strict=True)
+                        if p.poll() is not None
+                    ]
+                    raise AssertionError(
+                        f"{died} exited:\n" + "\n".join(cluster.tail(n) for n in died)
+                    ) from None
+                time.sleep(2)
+        yield cluster
+    finally:
+        for proc in cluster.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in cluster.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,126 @@
+"""The smoke campaign through Airflow (``dag.test()``) into a real Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from bench.orchestrate import benchmark, plan
+from bench.results import CampaignRef
+from tests.conftest import REPO
+
+FAST = {"precisions": ["fp32"], "limit": 4, "max_new_tokens": 8}
+
+
+def rows(db_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+    finally:
+        engine.dispose()
+
+
+RUNS = """
+SELECT bc.label, r.status, r.error, r.id,
+       (SELECT count(*) FROM request_result q WHERE q.run_id = r.id) AS n_rows,
+       s.n_requests, s.ttft_p50_ms, s.output_tokens_per_s
+FROM run r JOIN campaign c ON c.id = r.campaign_id JOIN benchmark_config bc ON bc.id = r.config_id
+LEFT JOIN run_summary s ON s.run_id = r.id
+WHERE c.dag_run_id = :run_id ORDER BY bc.label
+"""
+
+
+@pytest.mark.slow
+def test_smoke_campaign_lands_in_postgres(dag_test, smoke_home: Path, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    outcome = dag_test("llm_bench_smoke", FAST)
+    assert outcome.state == "success", outcome.log[-3000:]
+    assert outcome.states("benchmark") == {
+        "tiny-llama/fp32/bs1": "success",
+        "tiny-llama/fp32/bs4": "success",
+    }
+    assert outcome.states("any_config_failed") == {"-1": "skipped"}
+    (campaign,) = rows(db_url, "SELECT * FROM campaign WHERE dag_run_id = :r", r=outcome.run_id)
+    assert campaign["dag_id"] == "llm_bench_smoke" and campaign["trigger"] == "manual"
+    assert campaign["finished_at"] is not None
+    assert campaign["params"]["overrides"] == FAST
+    runs = rows(db_url, RUNS, run_id=outcome.run_id)
+    assert [(r["label"], r["status"], r["n_rows"], r["n_requests"]) for r in runs] == [
+        ("tiny-llama/fp32/bs1", "ok", 4, 4),
+        ("tiny-llama/fp32/bs4", "ok", 4, 4),
+    ]
+    assert all(r["ttft_p50_ms"] > 0 and r["output_tokens_per_s"] > 0 for r in runs)
+    reports = list((smoke_home / "reports" / "llm_bench_smoke").glob("*.html"))
+    assert len(reports) == 1 and "tiny-llama/fp32/bs4" in reports[0].read_text()
+
+
+@pytest.mark.slow
+def test_one_failing_config_is_recorded_and_the_rest_still_runs(  # type: ignore[no-untyped-def]
+    dag_test, dags_copy: Path, smoke_home: Path, db_url: str
+) -> None:
+    smoke = yaml.safe_load((dags_copy / "campaigns" / "smoke.yaml").read_text())
+    smoke["models"].append({"name": "ghost", "path": "/nonexistent/ghost-model"})
+    (dags_copy / "campaigns" / "mixed.yaml").write_text(
+        yaml.safe_dump({**smoke, "batch_sizes": [2]})
+    )
+    outcome = dag_test("llm_bench_mixed", FAST, dags_folder=dags_copy)
+    assert outcome.state == "failed"  # a red run: one configuration did not finish
+    assert outcome.states("benchmark") == {
+        "tiny-llama/fp32/bs2": "success",
+        "ghost/fp32/bs2": "failed",
+    }
+    assert outcome.states("detect_regressions") == {"-1": "success"}
+    assert outcome.states("report") == {"-1": "success"}
+    runs = {r["label"]: r for r in rows(db_url, RUNS, run_id=outcome.run_id)}
+    assert runs["tiny-llama/fp32/bs2"]["status"] == "ok"
+    ghost = runs["ghost/fp32/bs2"]
+    assert (
+        ghost["status"] == "failed" and "/nonexistent/ghost-model does not exist" in ghost["error"]
+    )
+    assert ghost["n_rows"] == 0 and ghost["n_requests"] is None
+    # a bad model is not retried: the error is deterministic
+    assert outcome.log.count("$ bench run ghost/fp32/bs2") == 1
+
+
+@pytest.mark.slow
+def test_the_same_mapped_task_twice_never_duplicates(smoke_home: Path, db_url: str) -> None:
+    campaign = CampaignRef(dag_run_id="manual__retry", dag_id="llm_bench_smoke", trigger="manual")
+    items = plan(
+        REPO / "dags" / "campaigns" / "smoke.yaml",
+        {**FAST, "batch_sizes": [2]},
+        campaign=campaign,
+        db_url=db_url,
+        log=lambda _: None,
+    )
+    (item,) = items
+    first = benchmark(item, campaign=campaign, db_url=db_url, timeout_s=300, log=lambda _: None)
+    second = benchmark(item, campaign=campaign, db_url=db_url, timeout_s=300, log=lambda _: None)
+    assert first.status == second.status == "ok"
+    runs = rows(db_url, RUNS, run_id="manual__retry")
+    assert [(r["label"], r["n_rows"]) for r in runs] == [("tiny-llama/fp32/bs2", 4)]
+    assert rows(db_url, "SELECT count(*) AS n FROM request_result")[0]["n"] == 4
+
+
+def test_bad_trigger_values_fail_plan_before_anything_runs(smoke_home: Path, db_url: str) -> None:
+    from bench.errors import BenchError
+
+    campaign = CampaignRef(dag_run_id="manual__bad", dag_id="llm_bench_smoke", trigger="manual")
+    smoke = REPO / "dags" / "campaigns" / "smoke.yaml"
+    for conf, message in [
+        ({"batch_sizes": [64]}, "matrix is empty"),
+        ({"prompts": "no-such-set"}, "prompt set 'no-such-set' not found"),
+        ({"models": ["gpt-9"]}, "models: 'gpt-9'"),
+        ({"device": "hpu"}, "backend hf runs on cpu/cuda"),
+    ]:
+        with pytest.raises(BenchError, match=message):
+            plan(smoke, conf, campaign=campaign, db_url=db_url, log=lambda _: None)
+    assert (
+        rows(
+            db_url, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'run'"
+        )[0]["n"]
+        == 0
+    )

@@ -1,0 +1,220 @@
+"""fp8: the shipped INC configs and the per-model measurement cache.
+
+The two-pass file flow (measure -> statistics -> promote -> quantize) also
+runs here with the real Intel Neural Compressor on CPU (its QDQ mode and a
+power-of-two scale method, since the shipped maxabs_hw scales are HPU-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import fp8
+from bench.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+VERSIONS = {
+    "torch": "2.10.0+hpu",
+    "habana-torch-plugin": "1.24.0.1007",
+    "optimum-habana": "1.21.2",
+    "neural-compressor-pt": "3.7",
+    "transformers": "4.55.4",
+}
+CALIBRATION = {"prompt_set_sha": "ab" * 32, "requests": 16, "batch_size": 4, "max_new_tokens": 128}
+
+
+def plan(**changes: Any) -> fp8.Measurement:
+    args: dict[str, Any] = {
+        "model": "meta-llama/Llama-2-7b-hf",
+        "model_path": "meta-llama/Llama-2-7b-hf",
+        "device_name": "GAUDI2",
+        "world_size": 1,
+        "calibration": CALIBRATION,
+        "versions": VERSIONS,
+    }
+    args.update(changes)
+    return fp8.plan_measurement(**args)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"), [(fp8.MEASURE_CONFIG, "MEASURE"), (fp8.QUANT_CONFIG, "QUANTIZE")]
+)
+def test_quant_configs_carry_the_keys_inc_needs(name: str, mode: str) -> None:
+    data = fp8.load_template(name)
+    assert data["mode"] == mode
+    assert data["method"] == "HOOKS"
+    assert data["observer"] == "maxabs"
+    for key in ("allowlist", "blocklist"):
+        assert data[key] == {"types": [], "names": []}  # empty allowlist: every supported module
+    assert isinstance(data["dump_stats_path"], str)
+    if mode == "QUANTIZE":
+        assert data["scale_method"] == "maxabs_hw"
+
+
+def test_quant_configs_are_package_data() -> None:
+    package_data = (REPO / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    assert '"quant/*.json"' in package_data.split("[")[1]
+    shipped = sorted(p.name for p in fp8.QUANT_TEMPLATES.glob("*.json"))
+    assert shipped == sorted([fp8.MEASURE_CONFIG, fp8.QUANT_CONFIG])
+
+
+@pytest.mark.slow
+def test_inc_parses_the_shipped_configs() -> None:
+    pytest.importorskip(
+        "neural_compressor.torch.quantization", reason="neural-compressor-pt not installed"
+    )
+    from neural_compressor.torch.quantization import FP8Config
+
+    measure = FP8Config.from_json_file(str(fp8.QUANT_TEMPLATES / fp8.MEASURE_CONFIG))
+    quant = FP8Config.from_json_file(str(fp8.QUANT_TEMPLATES / fp8.QUANT_CONFIG))
+    assert (measure.measure, measure.quantize) == (True, False)
+    assert (quant.measure, quant.quantize) == (False, True)
+
+
+def test_same_model_and_versions_reuse_the_directory(bench_home: Path) -> None:
+    first = plan()
+    assert first.final.parent == bench_home / "quant" / "meta-llama--Llama-2-7b-hf"
+    assert first.needed
+    fp8.mark_done(first.final, 0)
+    again = plan()
+    assert again.final == first.final and again.key == first.key
+    assert not again.needed  # a later night reuses it
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"versions": {**VERSIONS, "optimum-habana": "1.21.3"}},
+        {"versions": {**VERSIONS, "habana-torch-plugin": "1.25.0.100"}},
+        {"versions": {k: v for k, v in VERSIONS.items() if k != "neural-compressor-pt"}},
+        {"device_name": "GAUDI3"},
+        {"world_size": 8},
+        {"model_path": "/models/llama-2-7b"},
+        {"calibration": {**CALIBRATION, "requests": 32}},
+    ],
+)
+def test_changed_stack_or_inputs_get_a_new_directory(change: dict[str, Any]) -> None:
+    base = plan()
+    fp8.mark_done(base.final, 0)
+    changed = plan(**change)
+    assert changed.final != base.final
+    assert changed.needed
+
+
+def test_where_the_stats_live_is_not_part_of_the_key() -> None:
+    template = fp8.load_template(fp8.MEASURE_CONFIG)
+    kw: dict[str, Any] = {
+        "model_path": "m", "versions": VERSIONS, "device_name": "GAUDI2", "world_size": 1, "calibration": {},
+    }  # fmt: skip
+    a = fp8.measurement_key(**kw, measure_config=template)
+    b = fp8.measurement_key(
+        **kw, measure_config={**template, "dump_stats_path": "/elsewhere/measure"}
+    )
+    c = fp8.measurement_key(**kw, measure_config={**template, "observer": "shape"})
+    assert a == b != c
+
+
+def test_stack_versions_reads_installed_packages() -> None:
+    versions = fp8.stack_versions()
+    assert versions["torch"] and versions["transformers"]
+    assert "optimum-habana" not in versions  # not installed here
+
+
+def test_render_config_points_statistics_into_the_directory(tmp_path: Path) -> None:
+    path = fp8.render_config(fp8.QUANT_CONFIG, tmp_path / "k")
+    data = json.loads(path.read_text())
+    assert path == tmp_path / "k" / fp8.QUANT_CONFIG
+    assert data["dump_stats_path"] == str(tmp_path / "k" / "stats" / "measure")
+    assert data["mode"] == "QUANTIZE"
+    assert (tmp_path / "k" / "stats").is_dir()
+
+
+def test_promote_first_finished_measurement_wins(tmp_path: Path) -> None:
+    final = tmp_path / "quant" / "m" / "key"
+    a, b = fp8.staging_dir(final, "p29500"), fp8.staging_dir(final, "p29501")
+    for staging in (a, b):
+        for rank in (0, 1):
+            fp8.mark_done(staging, rank)
+        (staging / "who").write_text(staging.name)
+    assert fp8.promote(a, final, 2) == final
+    assert fp8.promote(b, final, 2) == final
+    assert (final / "who").read_text() == a.name
+    assert not a.exists() and not b.exists()
+    assert fp8.is_complete(final, 2)
+
+
+def test_promote_refuses_an_incomplete_measurement(tmp_path: Path) -> None:
+    final = tmp_path / "key"
+    staging = fp8.staging_dir(final, "pid1")
+    fp8.mark_done(staging, 0)
+    with pytest.raises(ConfigError, match="incomplete"):
+        fp8.promote(staging, final, 2)
+    assert not final.exists()
+
+
+def test_model_slug() -> None:
+    assert fp8.model_slug("meta-llama/Llama-2-7b-hf") == "meta-llama--Llama-2-7b-hf"
+    assert fp8.model_slug("/models/llama 2/") == "models--llama-2"
+    assert fp8.model_slug("///") == "model"
+
+
+@pytest.mark.slow
+def test_two_pass_flow_with_real_inc_on_cpu(tiny_model: Path, tmp_path: Path) -> None:
+    """Measure into a staging dir, promote, quantize from the cache: the
+    statistics are found exactly where the rendered configs say."""
+    pytest.importorskip(
+        "neural_compressor.torch.quantization", reason="neural-compressor-pt not installed"
+    )
+    # INC's CPU (QDQ) kernels live in torchao; on a Gaudi host the HPU kernels do.
+    pytest.importorskip("torchao", reason="torchao (INC's CPU QDQ kernels) not installed")
+    import torch
+    from neural_compressor.torch.quantization import (
+        FP8Config,
+        convert,
+        finalize_calibration,
+        prepare,
+    )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def on_cpu(path: Path) -> Path:  # CPU: QDQ mode, no HPU-aligned scales
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "use_qdq": True, "scale_method": "maxabs_pow2"}))
+        return path
+
+    def model() -> Any:
+        return AutoModelForCausalLM.from_pretrained(tiny_model, torch_dtype=torch.bfloat16)
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    enc = tok(["the quick brown fox", "hello"], return_tensors="pt", padding=True)
+    measurement = plan(model="tiny", model_path=str(tiny_model))
+    staging = fp8.staging_dir(measurement.final, f"pid{os.getpid()}")
+
+    measure = on_cpu(fp8.render_config(fp8.MEASURE_CONFIG, staging))
+    prepared = prepare(model(), FP8Config.from_json_file(str(measure)))
+    with torch.no_grad():
+        prepared.generate(**enc, max_new_tokens=4)
+    finalize_calibration(prepared)
+    assert sorted(p.name for p in (staging / "stats").iterdir())[:2] == [
+        "measure_hooks_maxabs.json",
+        "measure_hooks_maxabs.npz",
+    ]
+    fp8.mark_done(staging, 0)
+    final = fp8.promote(staging, measurement.final, 1)
+    assert not plan(model="tiny", model_path=str(tiny_model)).needed
+
+    quant = on_cpu(fp8.render_config(fp8.QUANT_CONFIG, final))
+    quantized = convert(model(), FP8Config.from_json_file(str(quant)))
+    with torch.no_grad():
+        out = quantized.generate(**enc, max_new_tokens=4)
+    assert out.shape == (2, enc["input_ids"].shape[1] + 4)
+    assert type(quantized.model.layers[0].self_attn.q_proj).__name__ == "PatchedLinear"
+
+    for f in (final / "stats").iterdir():  # without statistics the quantize pass must fail
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match="measure_hooks_maxabs"):
+        convert(model(), FP8Config.from_json_file(str(quant)))

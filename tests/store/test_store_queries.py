@@ -1,0 +1,200 @@
+"""Named trend queries against a synthetic history with known answers."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import subprocess
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import store_factory as f
+from store_helpers import REPO, libpq_url, psql_binary
+
+from bench.errors import ConfigError
+from bench.results import RunResult
+from bench.store import queries, writer
+
+NIGHTS = 10
+BATCH_SIZES = (1, 2, 4)
+
+
+def ttft(bs: int, night: int) -> float:
+    """Every request of (bs, night) has this TTFT, so every TTFT percentile equals it."""
+    return 10.0 * bs + night
+
+
+def nightly_result(bs: int, night: int, model: str = "m") -> RunResult:
+    """Throughput = 100 * bs output tokens per second."""
+    reqs = f.requests([ttft(bs, night)] * 4, n_tokens=5)
+    return f.result(
+        f.config(model=model, batch_size=bs),
+        reqs=reqs,
+        campaign=f.nightly(night),
+        started_at=f.T0 + timedelta(days=night, minutes=bs),
+        duration_s=sum(r.output_tokens for r in reqs) / (100.0 * bs),
+    )
+
+
+@pytest.fixture
+def history(engine: sa.Engine) -> dict[tuple[int, int], RunResult]:
+    """Model "m": 3 batch sizes x 10 nights; on the last night bs 8 ran out of
+    memory. Model "other" has one night (must never leak into "m")."""
+    loaded = {}
+    for night in range(NIGHTS):
+        for bs in BATCH_SIZES:
+            loaded[bs, night] = nightly_result(bs, night)
+            writer.load(engine, loaded[bs, night])
+    oom = f.result(f.config(model="m", batch_size=8), campaign=f.nightly(NIGHTS - 1), status="oom",
+                   error="OutOfMemoryError", reqs=(), started_at=f.T0 + timedelta(days=NIGHTS - 1, minutes=8))
+    writer.load(engine, oom)
+    writer.load(engine, nightly_result(1, 3, model="other"))
+    return loaded
+
+
+def test_metric_series(engine: sa.Engine, history: dict) -> None:
+    rows = queries.run_query(engine, "metric_series", model="m", last=3)
+    assert [(r["label"], r["value"]) for r in rows] == [
+        (f"m/fp32/bs{bs}", ttft(bs, n)) for bs in BATCH_SIZES for n in (7, 8, 9)
+    ]
+    assert rows[0]["dag_run_id"] == f.nightly(7).dag_run_id and rows[0]["run_id"]
+    one = queries.run_query(engine, "metric_series", model="m", fingerprint=history[2, 0].fingerprint,
+                            metric="output_tokens_per_s", last=100)
+    assert [r["value"] for r in one] == pytest.approx([200.0] * NIGHTS)
+    assert [r["started_at"] for r in one] == [history[2, n].started_at for n in range(NIGHTS)]
+
+
+def test_latest_vs_previous(engine: sa.Engine, history: dict) -> None:
+    rows = queries.run_query(engine, "latest_vs_previous", model="m", last=5)
+    assert [r["label"] for r in rows] == ["m/fp32/bs1", "m/fp32/bs2", "m/fp32/bs4"]  # the oom config has no ok run
+    for bs, row in zip(BATCH_SIZES, rows, strict=True):
+        latest, previous, median = ttft(bs, 9), ttft(bs, 8), ttft(bs, 6)  # median of nights 4..8
+        assert (row["latest"], row["previous"], row["rolling_median"], row["n_baseline"]) == (latest, previous, median, 5)
+        assert row["previous_change_pct"] == pytest.approx(100 * (latest - previous) / previous)
+        assert row["median_change_pct"] == pytest.approx(100 * (latest - median) / median)
+    every_model = queries.run_query(engine, "latest_vs_previous")
+    assert {r["model"] for r in every_model} == {"m", "other"}
+    [other] = [r for r in every_model if r["model"] == "other"]
+    assert other["previous"] is None and other["n_baseline"] == 0
+
+
+def test_campaign_vs_baseline(engine: sa.Engine, history: dict) -> None:
+    rows = queries.run_query(engine, "campaign_vs_baseline", campaign=f.nightly(9).dag_run_id, last=3)
+    by_label = {r["label"]: r for r in rows}
+    assert set(by_label) == {"m/fp32/bs1", "m/fp32/bs2", "m/fp32/bs4", "m/fp32/bs8"}
+    assert (by_label["m/fp32/bs8"]["status"], by_label["m/fp32/bs8"]["current"]) == ("oom", None)
+    assert by_label["m/fp32/bs8"]["error"] == "OutOfMemoryError"
+    row = by_label["m/fp32/bs4"]
+    assert (row["current"], row["previous"], row["baseline_median"], row["n_baseline"]) == (49.0, 48.0, 47.0, 3)
+    # an old campaign is judged against what came before it, not after
+    early = queries.run_query(engine, "campaign_vs_baseline", campaign=f.nightly(1).dag_run_id, metric="requests_per_s")
+    assert {r["n_baseline"] for r in early} == {1}
+
+
+def test_best_batch_size(engine: sa.Engine, history: dict) -> None:
+    def best(slo: float) -> dict:
+        [row] = queries.run_query(engine, "best_batch_size", model="m", slo_ttft_p99_ms=slo)
+        return row
+
+    # latest night: ttft p99 = 19 (bs1), 29 (bs2), 49 (bs4); throughput 100/200/400 tok/s
+    assert (best(30)["best_batch_size"], best(30)["output_tokens_per_s"]) == (2, pytest.approx(200.0))
+    assert (best(30)["n_within_slo"], best(30)["n_batch_sizes"]) == (2, 3)
+    assert best(1000)["best_batch_size"] == 4
+    assert best(19)["best_batch_size"] == 1  # the SLO bound is inclusive
+    nothing = best(5)
+    assert nothing["best_batch_size"] is None and nothing["n_within_slo"] == 0
+    assert nothing["ttft_p99_ms"] == pytest.approx(19.0)  # the closest it came
+    assert len(queries.run_query(engine, "best_batch_size", slo_ttft_p99_ms=30)) == 2  # m and other
+
+
+def test_request_percentiles_match_the_run_summary(engine: sa.Engine, history: dict) -> None:
+    run = history[4, 9]
+    rows = queries.run_query(engine, "request_percentiles", model="m", fingerprint=run.fingerprint,
+                             since=run.started_at, until=run.finished_at)
+    [row] = rows
+    assert (row["n_runs"], row["n_values"]) == (1, 4)
+    assert (row["p50"], row["p90"], row["p99"]) == (run.metrics.ttft_p50_ms, run.metrics.ttft_p90_ms, run.metrics.ttft_p99_ms)
+    [itl] = queries.run_query(engine, "request_percentiles", model="m", metric="itl_ms",
+                              fingerprint=run.fingerprint, since=run.started_at.isoformat(), until=run.finished_at)
+    assert itl["n_values"] == 16
+    assert (itl["p50"], itl["p90"], itl["p99"]) == pytest.approx(
+        (run.metrics.itl_p50_ms, run.metrics.itl_p90_ms, run.metrics.itl_p99_ms), rel=1e-6)
+
+
+def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> None:
+    rows = queries.run_query(engine, "request_percentiles", model="m", since="2025-01-03", until="2025-01-06")
+    assert [r["n_runs"] for r in rows] == [3, 3, 3]  # nights 2, 3, 4
+    for bs, row in zip(BATCH_SIZES, rows, strict=True):
+        values = np.repeat([ttft(bs, n) for n in (2, 3, 4)], 4)
+        assert (row["p50"], row["p90"], row["p99"]) == pytest.approx(tuple(np.percentile(values, [50, 90, 99])))
+        assert row["mean"] == pytest.approx(values.mean())
+    everything = queries.run_query(engine, "request_percentiles", model="m", metric="e2e_ms")
+    assert [r["n_runs"] for r in everything] == [NIGHTS] * 3
+
+
+def test_queries_are_runnable_with_psql(engine: sa.Engine, history: dict) -> None:
+    url = libpq_url(engine.url.render_as_string(hide_password=False))
+    variables = {"model": "m", "metric": "ttft_p50_ms", "last": "3", "fingerprint": ""}
+    argv = [psql_binary(), url, "--csv", "-v", "ON_ERROR_STOP=1", "-f", str(REPO / "sql/queries/metric_series.sql")]
+    for name, value in variables.items():
+        argv += ["-v", f"{name}={value}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    from_psql = [(r["label"], float(r["value"])) for r in csv.DictReader(io.StringIO(out))]
+    from_python = [(r["label"], r["value"]) for r in queries.run_query(engine, "metric_series", model="m", last=3)]
+    assert from_psql == from_python and len(from_psql) == 9
+
+
+def test_every_query_header_matches_its_sql() -> None:
+    assert {"best_batch_size", "campaign_vs_baseline", "latest_vs_previous", "metric_series",
+            "request_percentiles"} <= set(queries.available())
+    for name in queries.available():
+        q = queries.query(name)
+        assert q.question and q.columns and q.index and q.psql.startswith("psql ")
+        declared = {p.name for p in q.params}
+        binds = set(sa.text(queries.load_query(name)).compile().params)
+        assert binds == declared, name
+        psql_vars = set(re.findall(r"-v (\w+)=", q.psql)) - {"ON_ERROR_STOP"}
+        assert psql_vars == declared, f"{name}: the psql example must set every parameter"
+
+
+def test_parameters_are_validated_before_any_sql() -> None:
+    with pytest.raises(ConfigError, match=r"^unknown metric 'ttft'; choose one of: n_requests, "):
+        queries.bind_params("metric_series", model="m", metric="ttft")
+    with pytest.raises(ConfigError, match="needs parameter model"):
+        queries.bind_params("metric_series")
+    with pytest.raises(ConfigError, match="has no parameter campaign"):
+        queries.bind_params("metric_series", model="m", campaign="x")
+    with pytest.raises(ConfigError, match="positive integer"):
+        queries.bind_params("metric_series", model="m", last=0)
+    with pytest.raises(ConfigError, match="ISO date"):
+        queries.bind_params("request_percentiles", model="m", since="yesterday")
+    with pytest.raises(ConfigError, match="unknown query 'nope'"):
+        queries.load_query("nope")
+    assert queries.bind_params("metric_series", model="m") == {
+        "model": "m", "metric": "ttft_p50_ms", "last": 30, "fingerprint": ""}
+
+
+def test_hostile_values_are_data(engine: sa.Engine) -> None:
+    name = "x'); DROP TABLE run; --"
+    writer.load(engine, nightly_result(1, 0, model=name))
+    [row] = queries.run_query(engine, "metric_series", model=name)
+    assert row["value"] == ttft(1, 0)
+    assert queries.run_query(engine, "metric_series", model="m'; --") == []
+
+
+def test_run_metric_resolves_every_run_metric(engine: sa.Engine) -> None:
+    """run_metric(s, name) (migration 008) covers every RunMetrics field, so a
+    metric the CLI accepts is never silently NULL in a trend."""
+    result = f.result(ttfts=(1.0, 2.0, 3.0, 4.0))
+    run_id = writer.load_result(engine, result)
+    expected = dataclasses.asdict(result.metrics)
+    with engine.connect() as conn:
+        for name in queries.RUN_METRICS:
+            value = conn.execute(
+                sa.text("SELECT run_metric(s, :name) FROM run_summary s WHERE run_id = :id"), {"name": name, "id": run_id}
+            ).scalar_one()
+            assert value == (None if expected[name] is None else pytest.approx(expected[name])), name
