@@ -185,11 +185,17 @@ class RunConfig:
         """Everything that must match for two runs to be comparable.
 
         The prompt set enters by content hash (paths differ between machines)
-        and the request count replaces ``limit`` (it is what was measured).
+        and the request count replaces ``limit`` (it is what was measured);
+        backend options marked ``fingerprint=False`` (an API-key variable, a
+        client timeout) stay out.
         """
         if self.device == "auto":
             raise ConfigError("resolve device 'auto' before fingerprinting")
+        from bench.backends import get_spec
+
         ident = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        specs = get_spec(self.backend).options()
+        ident["options"] = {k: v for k, v in ident["options"].items() if k not in specs or specs[k].fingerprint}
         ident["prompt_set_sha"] = prompt_set_sha
         ident["n_requests"] = n_requests
         return ident

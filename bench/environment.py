@@ -28,6 +28,7 @@ PACKAGES: tuple[str, ...] = (
     "optimum-habana",
     "habana-torch-plugin",
     "neural-compressor",
+    "neural-compressor-pt",
     "deepspeed",
     "numpy",
     "llm-bench-campaigns",

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psutil
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -118,7 +119,7 @@ def scratch_database(db_url: str | None) -> Iterator[sa.Engine]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         url = sa.make_url(server_url).set(database=name)
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0)  # one backend: its CPU time is measurable
         try:
             print(f"database: {display_url(url)}", file=sys.stderr)
             upgrade(engine)
@@ -132,23 +133,39 @@ def scratch_database(db_url: str | None) -> Iterator[sa.Engine]:
                 stop_embedded(pgdata)
 
 
-def time_writer(engine: sa.Engine, requests: tuple[RequestResult, ...], runs: int) -> list[float]:
-    """Seconds per run loaded (each a new config of one campaign)."""
+class CpuClock:
+    """Wall seconds plus CPU seconds of this process and of the one Postgres
+    backend serving ``engine``: CPU time per row is what a busy neighbour on
+    a shared machine disturbs least, wall time is what a user waits."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        with engine.connect() as conn:
+            self._backend = psutil.Process(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+    def now(self) -> tuple[float, float, float]:
+        server = self._backend.cpu_times()
+        return time.perf_counter(), time.process_time(), server.user + server.system
+
+
+def time_writer(engine: sa.Engine, requests: tuple[RequestResult, ...], runs: int) -> list[tuple[float, float, float]]:
+    """(wall, client CPU, server CPU) seconds per run loaded (each a new config of one campaign)."""
     campaign = CampaignRef(dag_run_id=f"ingest__{uuid.uuid4().hex}", dag_id="ingest", trigger="manual")
     results = [synth_result(requests, bs, campaign) for bs in range(1, runs + 2)]
     writer.load(engine, results[0])  # warm up: campaign/environment rows, connection, caches
-    seconds = []
+    clock = CpuClock(engine)
+    samples = []
     for result in results[1:]:
-        t0 = time.perf_counter()
+        start = clock.now()
         report = writer.load(engine, result)
-        seconds.append(time.perf_counter() - t0)
+        samples.append(tuple(b - a for a, b in zip(start, clock.now(), strict=True)))
         assert report.action == writer.INSERTED
-    return seconds
+    return samples  # type: ignore[return-value]
 
 
-def time_orm(engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int) -> float:
-    """Seconds to insert ``requests`` with session.add per row, one commit."""
-    t0 = time.perf_counter()
+def time_orm(engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int) -> tuple[float, float, float]:
+    """(wall, client CPU, server CPU) seconds to insert ``requests`` with session.add per row, one commit."""
+    clock = CpuClock(engine)
+    start = clock.now()
     with Session(engine) as session:
         for r in requests:
             session.add(
@@ -167,7 +184,13 @@ def time_orm(engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int
                 )
             )
         session.commit()
-    return time.perf_counter() - t0
+    return tuple(b - a for a, b in zip(start, clock.now(), strict=True))  # type: ignore[return-value]
+
+
+def per_row(samples: list[tuple[float, float, float]], rows: int) -> tuple[float, float, float]:
+    """Median wall rows/s, and median client / server CPU microseconds per row."""
+    wall, client, server = (statistics.median(s[i] for s in samples) for i in range(3))
+    return rows / wall, client / rows * 1e6, server / rows * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,15 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_database(args.db_url) as engine:
         for gaps in (int(g) for g in args.gaps.split(",")):
             requests = synth_requests(args.requests, gaps)
-            per_run = time_writer(engine, requests, args.runs)
-            writer_rate = args.requests / statistics.median(per_run)
+            w_rate, w_client, w_server = per_row(time_writer(engine, requests, args.runs), args.requests)
             baseline = requests[: args.baseline_rows]
-            orm_seconds = [time_orm(engine, baseline, run_id=-1 - i - 10 * gaps) for i in range(3)]
-            orm_rate = len(baseline) / statistics.median(orm_seconds)
-            lines.append(f"{gaps:>9}  {writer_rate:>14,.0f}  {orm_rate:>13,.0f}  {writer_rate / orm_rate:>6.1f}x")
-    print(f"request rows/s into request_result; medians: writer over {args.runs} runs of {args.requests} rows,")
-    print(f"ORM over 3 rounds of {args.baseline_rows} rows; same server, same process")
-    print("itl gaps   writer (COPY)   ORM add/row   ratio")
+            orm = [time_orm(engine, baseline, run_id=-1 - i - 10 * gaps) for i in range(3)]
+            o_rate, o_client, o_server = per_row(orm, len(baseline))
+            lines.append(
+                f"{gaps:>8}  {w_rate:>13,.0f}  {o_rate:>11,.0f}  {w_rate / o_rate:>6.1f}x"
+                f"  {w_client:>8.1f} + {w_server:<6.1f}  {o_client:>8.1f} + {o_server:<6.1f}"
+                f"  {(o_client + o_server) / (w_client + w_server):>6.1f}x"
+            )
+    print(f"request rows into request_result; medians: writer over {args.runs} runs of {args.requests} rows,")
+    print(f"ORM over 3 rounds of {args.baseline_rows} rows; same server, same process, one backend")
+    print(f"{'':8}  {'wall-clock rows/s':^33}  {'CPU us per row (client + server)':^46}")
+    print(f"{'itl gaps':>8}  {'writer (COPY)':>13}  {'ORM add/row':>11}  {'ratio':>7}"
+          f"  {'writer':>17}  {'ORM':>17}  {'ratio':>7}")
     print("\n".join(lines))
     return 0
 

@@ -28,9 +28,9 @@ from typing import Any
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import scratch_database  # noqa: E402  (sibling script)
+from ingest import scratch_database
 
-from bench.store.queries import run_query  # noqa: E402
+from bench.store.queries import run_query
 
 T0 = "2024-01-01 02:00:00+00"
 PER_MODEL = 10  # 2 precisions x 5 batch sizes

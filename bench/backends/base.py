@@ -41,6 +41,10 @@ class OptionSpec:
     default: Any = None
     help: str = ""
     choices: tuple[Any, ...] | None = None
+    #: False for operational settings (where a key lives, a client timeout)
+    #: that do not change what is measured: they stay out of the fingerprint,
+    #: so moving them does not start a new history.
+    fingerprint: bool = True
 
     def check(self, backend: str, name: str, value: Any) -> None:
         from bench.errors import ConfigError

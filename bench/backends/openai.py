@@ -72,7 +72,10 @@ class OpenAIBackend:
             str, "completions", "completions (prompt text) or chat (messages)", tuple(ENDPOINTS)
         ),
         "api_key_env": OptionSpec(
-            str, "OPENAI_API_KEY", "environment variable holding the API key (sent as a Bearer token, never logged)"
+            str,
+            "OPENAI_API_KEY",
+            "environment variable holding the API key (sent as a Bearer token, never logged)",
+            fingerprint=False,
         ),
         "served_model": OptionSpec(str, None, "model name sent in requests (default: the config's model)"),
         "tokenizer": OptionSpec(
@@ -85,7 +88,9 @@ class OpenAIBackend:
         # point (concurrency) ignores these two.
         "burstiness": OptionSpec(float, 1.0, "open loop: gamma shape of arrival gaps (1 = Poisson, <1 burstier)"),
         "max_concurrency": OptionSpec(int, None, "open loop: most requests in flight (default: unbounded)"),
-        "request_timeout_s": OptionSpec(float, 600.0, "a request not finished after this many seconds fails"),
+        "request_timeout_s": OptionSpec(
+            float, 600.0, "a request not finished after this many seconds fails", fingerprint=False
+        ),
         "max_duration_s": OptionSpec(float, None, "stop issuing new requests after this many seconds"),
         "send_ignore_eos": OptionSpec(
             bool,

@@ -4,8 +4,8 @@ Binary rather than text COPY because most of a row is its ``itl_ms`` array:
 Postgres parses a binary float4 in a few nanoseconds but a decimal one in
 ~100, and numpy encodes every gap of every request in one vectorised pass
 instead of one ``repr`` per float. Measured on the project machine (2 vCPU,
-127 gaps per request): text COPY ~5k rows/s end to end, binary >100k
-(``benchmarks/ingest.py``). Floats are big-endian IEEE 754, so ``ttft_ms``
+127 gaps per request): text COPY ~5k rows/s end to end, binary ~60k
+(``benchmarks/ingest.py``, docs/performance.md). Floats are big-endian IEEE 754, so ``ttft_ms``
 and friends arrive bit-for-bit; ``itl_ms`` is ``real[]`` by contract and is
 rounded to float32 here, exactly as Postgres would round a decimal.
 """

@@ -8,7 +8,6 @@ power-of-two scale method, since the shipped maxabs_hw scales are HPU-only).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -61,19 +60,6 @@ def test_quant_configs_are_package_data() -> None:
     assert '"quant/*.json"' in package_data.split("[")[1]
     shipped = sorted(p.name for p in fp8.QUANT_TEMPLATES.glob("*.json"))
     assert shipped == sorted([fp8.MEASURE_CONFIG, fp8.QUANT_CONFIG])
-
-
-@pytest.mark.slow
-def test_inc_parses_the_shipped_configs() -> None:
-    pytest.importorskip(
-        "neural_compressor.torch.quantization", reason="neural-compressor-pt not installed"
-    )
-    from neural_compressor.torch.quantization import FP8Config
-
-    measure = FP8Config.from_json_file(str(fp8.QUANT_TEMPLATES / fp8.MEASURE_CONFIG))
-    quant = FP8Config.from_json_file(str(fp8.QUANT_TEMPLATES / fp8.QUANT_CONFIG))
-    assert (measure.measure, measure.quantize) == (True, False)
-    assert (quant.measure, quant.quantize) == (False, True)
 
 
 def test_same_model_and_versions_reuse_the_directory(bench_home: Path) -> None:
@@ -161,60 +147,3 @@ def test_model_slug() -> None:
     assert fp8.model_slug("meta-llama/Llama-2-7b-hf") == "meta-llama--Llama-2-7b-hf"
     assert fp8.model_slug("/models/llama 2/") == "models--llama-2"
     assert fp8.model_slug("///") == "model"
-
-
-@pytest.mark.slow
-def test_two_pass_flow_with_real_inc_on_cpu(tiny_model: Path, tmp_path: Path) -> None:
-    """Measure into a staging dir, promote, quantize from the cache: the
-    statistics are found exactly where the rendered configs say."""
-    pytest.importorskip(
-        "neural_compressor.torch.quantization", reason="neural-compressor-pt not installed"
-    )
-    # INC's CPU (QDQ) kernels live in torchao; on a Gaudi host the HPU kernels do.
-    pytest.importorskip("torchao", reason="torchao (INC's CPU QDQ kernels) not installed")
-    import torch
-    from neural_compressor.torch.quantization import (
-        FP8Config,
-        convert,
-        finalize_calibration,
-        prepare,
-    )
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    def on_cpu(path: Path) -> Path:  # CPU: QDQ mode, no HPU-aligned scales
-        data = json.loads(path.read_text())
-        path.write_text(json.dumps({**data, "use_qdq": True, "scale_method": "maxabs_pow2"}))
-        return path
-
-    def model() -> Any:
-        return AutoModelForCausalLM.from_pretrained(tiny_model, torch_dtype=torch.bfloat16)
-
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    enc = tok(["the quick brown fox", "hello"], return_tensors="pt", padding=True)
-    measurement = plan(model="tiny", model_path=str(tiny_model))
-    staging = fp8.staging_dir(measurement.final, f"pid{os.getpid()}")
-
-    measure = on_cpu(fp8.render_config(fp8.MEASURE_CONFIG, staging))
-    prepared = prepare(model(), FP8Config.from_json_file(str(measure)))
-    with torch.no_grad():
-        prepared.generate(**enc, max_new_tokens=4)
-    finalize_calibration(prepared)
-    assert sorted(p.name for p in (staging / "stats").iterdir())[:2] == [
-        "measure_hooks_maxabs.json",
-        "measure_hooks_maxabs.npz",
-    ]
-    fp8.mark_done(staging, 0)
-    final = fp8.promote(staging, measurement.final, 1)
-    assert not plan(model="tiny", model_path=str(tiny_model)).needed
-
-    quant = on_cpu(fp8.render_config(fp8.QUANT_CONFIG, final))
-    quantized = convert(model(), FP8Config.from_json_file(str(quant)))
-    with torch.no_grad():
-        out = quantized.generate(**enc, max_new_tokens=4)
-    assert out.shape == (2, enc["input_ids"].shape[1] + 4)
-    assert type(quantized.model.layers[0].self_attn.q_proj).__name__ == "PatchedLinear"
-
-    for f in (final / "stats").iterdir():  # without statistics the quantize pass must fail
-        f.unlink()
-    with pytest.raises(FileNotFoundError, match="measure_hooks_maxabs"):
-        convert(model(), FP8Config.from_json_file(str(quant)))

@@ -126,5 +126,5 @@ def test_a_failing_migration_leaves_nothing_behind(db_url: str, sql_copy: Path) 
 
 def test_badly_named_migration_is_rejected(sql_copy: Path) -> None:
     (sql_copy / "migrations" / "8_oops.sql").write_text("SELECT 1;")
-    with pytest.raises(StoreError, match="8_oops.sql is not named"):
+    with pytest.raises(StoreError, match=r"8_oops\.sql is not named"):
         migrate.discover()
