@@ -100,6 +100,7 @@ def airflow_environ(*, api_port: int = 8080) -> dict[str, str]:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
             ),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+            "TOKENIZERS_PARALLELISM": "false",
             "NO_PROXY": "*",
             "no_proxy": "*",
         }

@@ -58,8 +58,14 @@ def register(sub: Any) -> None:
         help="run metric (ttft_p50_ms, output_tokens_per_s, ...; default ttft_p50_ms) or, for "
         "request_percentiles, a request metric (ttft_ms, tpot_ms, e2e_ms, itl_ms)",
     )
-    p.add_argument("--last", type=int, help="runs (nights) per configuration: kept, or in the rolling median")
-    p.add_argument("--campaign", metavar="DAG_RUN_ID", help="campaign_vs_baseline: the campaign to judge")
+    p.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="runs (nights) per configuration: shown, or in the rolling median (default 30 for "
+        "metric_series, 7 for the comparisons)",
+    )
+    p.add_argument("--campaign", metavar="DAG_RUN_ID", help="the campaign (Airflow dag_run_id; cli__<run_uid> for bench run)")
     p.add_argument("--fingerprint", help="one configuration only")
     p.add_argument("--slo-ttft-p99-ms", type=float, metavar="MS", help="best_batch_size: the TTFT p99 SLO")
     p.add_argument("--since", metavar="TIME", help="request_percentiles: window start (ISO date/time)")

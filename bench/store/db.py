@@ -81,14 +81,6 @@ def get_engine(url: str | None = None) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def connect(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection in a transaction (committed on success), with driver
-    errors translated: unreachable -> DatabaseUnavailable, else StoreError."""
-    with translate_errors(engine), engine.begin() as conn:
-        yield conn
-
-
-@contextlib.contextmanager
 def translate_errors(engine: sa.Engine) -> Iterator[None]:
     """Turn SQLAlchemy/psycopg2 errors into one-line project errors."""
     try:
@@ -220,9 +212,10 @@ def _dispose_engines() -> None:
 
 __all__ = [
     "DB_URL_ENV",
-    "connect",
     "display_url",
+    "first_line",
     "get_engine",
+    "is_disconnect",
     "resolve_url",
     "start_embedded",
     "stop_embedded",
