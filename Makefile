@@ -36,6 +36,7 @@ bench-perf: $(STAMP)  ## performance benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/trend_queries.py
+	$(BIN)/python benchmarks/orchestration.py
 
 constraints: $(STAMP)  ## refresh constraints.txt from the working .venv
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \

@@ -1,0 +1,99 @@
+"""What does Airflow add on top of running the configurations by hand?
+
+Side by side in one run, on the same machine and state dir: the smoke
+campaign through Airflow (``airflow dags test llm_bench_smoke``: plan,
+mapped benchmark tasks, regressions, report) vs the same configurations
+through ``bench run`` in a shell-style loop. Prints both wall times, the
+ratio, and Airflow's overhead per configuration; then the DAG parse time
+of every file in dags/.
+
+    python benchmarks/orchestration.py [--rounds 2]
+
+Targets: ratio <= 1.3x; parse time < 0.5 s per DAG file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def airflow_run(env: dict[str, str]) -> float:
+    from bench.airflow_env import airflow_bin
+
+    t0 = time.perf_counter()
+    subprocess.run([airflow_bin(), "dags", "test", "llm_bench_smoke"], env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def loop_run(env: dict[str, str], configs: list[dict[str, object]]) -> float:
+    t0 = time.perf_counter()
+    for config in configs:
+        subprocess.run(
+            [sys.executable, "-m", "bench", "run", "--config", json.dumps(config), "-q"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    return time.perf_counter() - t0
+
+
+def parse_times() -> dict[str, float]:
+    """Seconds to parse each DAG file (Airflow itself imported beforehand)."""
+    code = (
+        "import sys, time, json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "out = {}\n"
+        "for path in sys.argv[1:]:\n"
+        "    t = time.perf_counter(); DagBag(dag_folder=path); out[path] = time.perf_counter() - t\n"
+        "print(json.dumps(out))\n"
+    )
+    files = sorted(str(p) for p in (REPO / "dags").glob("*.py"))
+    out = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of each (default 2)")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
+    os.environ["BENCH_HOME"] = str(home)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from bench.airflow_env import airflow_environ, migrate
+    from bench.campaign import load_campaign
+    from bench.paths import models_dir
+    from bench.tinymodel import build_tiny_model
+
+    build_tiny_model(models_dir() / "tiny-llama")
+    env = airflow_environ()
+    migrate(env)
+    campaign = load_campaign(REPO / "dags" / "campaigns" / "smoke.yaml")
+    configs = [c.to_dict() for c in campaign.configs()]
+
+    airflow_s, loop_s = [], []
+    for _ in range(args.rounds):
+        airflow_s.append(airflow_run(env))
+        loop_s.append(loop_run(env, configs))
+    a, b = statistics.median(airflow_s), statistics.median(loop_s)
+    print(f"smoke campaign, {len(configs)} configurations, {args.rounds} interleaved rounds (median)")
+    print(f"  through Airflow (airflow dags test)   {a:7.1f} s")
+    print(f"  bench run in a loop                    {b:7.1f} s")
+    print(f"  ratio {a / b:.2f}x (target <= 1.3x); Airflow overhead {(a - b) / len(configs):.1f} s per configuration")
+    print("DAG parse time per file (target < 0.5 s):")
+    for path, seconds in parse_times().items():
+        print(f"  {Path(path).name:<32} {seconds:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
