@@ -100,6 +100,8 @@ def airflow_environ(*, api_port: int = 8080) -> dict[str, str]:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
             ),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+            # `airflow standalone` starts its components as `airflow ...` from PATH
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
             "TOKENIZERS_PARALLELISM": "false",
             "NO_PROXY": "*",
             "no_proxy": "*",
