@@ -24,4 +24,9 @@ def results_db_url() -> str | None:
         url = PostgresHook(postgres_conn_id=RESULTS_CONN_ID).sqlalchemy_url
     except AirflowNotFoundException:
         return os.environ.get("BENCH_DB_URL") or None
-    return url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    url = url.set(drivername="postgresql+psycopg2")
+    if url.host and url.host.startswith(
+        "/"
+    ):  # a Unix socket directory: only the query form survives rendering
+        url = url._replace(host=None).update_query_dict({"host": url.host})
+    return url.render_as_string(hide_password=False)
