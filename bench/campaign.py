@@ -70,6 +70,8 @@ class Campaign:
     slo_tpot_ms: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     thresholds: Mapping[str, Any] = field(default_factory=dict)
+    #: Webhook URL (``$VARS`` expand at run time) that gets the regressions.
+    notify_webhook: str | None = None
     exclude: tuple[Mapping[str, Any], ...] = ()
     source: str = "<campaign>"
 
@@ -299,6 +301,7 @@ class Campaign:
             "exclude",
             "options",
             "thresholds",
+            "notify_webhook",
             "description",
             "schedule",
         }
@@ -341,7 +344,8 @@ _TOP_KEYS = {f.name for f in dataclasses.fields(Campaign)} - {
     "source",
     "slo_ttft_ms",
     "slo_tpot_ms",
-} | {"slo"}
+    "notify_webhook",
+} | {"slo", "notify"}
 
 
 class _Field:
@@ -438,6 +442,11 @@ def _parse_model(index: int, raw: Any, source: str) -> ModelEntry:
     )
 
 
+def _notify_webhook(notify: Mapping[str, Any], where: str) -> str | None:
+    _unknown_keys(notify, {"webhook"}, where)
+    return _Field(notify, where).get("webhook", str)
+
+
 def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campaign:
     """Validate a campaign mapping (parsed YAML) and expand it once to check
     that every matrix entry is a valid RunConfig."""
@@ -487,6 +496,7 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
         slo_tpot_ms=slo.get("tpot_ms", (int, float)),
         options=f.get("options", dict, {}),
         thresholds=f.get("thresholds", dict, {}),
+        notify_webhook=_notify_webhook(f.get("notify", dict, {}), f"{where}notify."),
         exclude=exclude,
         source=source,
     )
@@ -520,11 +530,13 @@ def _campaign_to_mapping(campaign: Campaign) -> dict[str, Any]:
     """Inverse of parse_campaign (for re-validation after overrides)."""
     data: dict[str, Any] = {}
     for f in dataclasses.fields(campaign):
-        if f.name in ("name", "source", "slo_ttft_ms", "slo_tpot_ms"):
+        if f.name in ("name", "source", "slo_ttft_ms", "slo_tpot_ms", "notify_webhook"):
             continue
         value = getattr(campaign, f.name)
         data[f.name] = _plain(value)
     data["slo"] = {"ttft_ms": campaign.slo_ttft_ms, "tpot_ms": campaign.slo_tpot_ms}
+    if campaign.notify_webhook:
+        data["notify"] = {"webhook": campaign.notify_webhook}
     return data
 
 

@@ -61,6 +61,19 @@ def changed_params(campaign: Campaign, params: Mapping[str, Any]) -> dict[str, A
     return {k: v for k, v in params.items() if k not in form or form[k]["default"] != v}
 
 
+def _check_thresholds(campaign: Campaign) -> None:
+    """Regression thresholds are checked here, not at DAG parse time: the
+    statistics stack (numpy, scipy) stays out of the scheduler's parsing."""
+    from bench.campaign import CampaignError
+    from bench.errors import ConfigError
+    from bench.stats import parse_thresholds
+
+    try:
+        parse_thresholds(campaign.thresholds)
+    except ConfigError as exc:
+        raise CampaignError(f"{campaign.source}: {exc}") from None
+
+
 def plan(
     campaign_file: Path,
     params: Mapping[str, Any],
@@ -77,6 +90,7 @@ def plan(
     base = load_campaign(campaign_file)
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
+    _check_thresholds(effective)
     prompt_set = load_prompt_set(effective.prompts)
     items: list[dict[str, Any]] = []
     for config in effective.configs():
@@ -302,33 +316,65 @@ def _safe(name: str) -> str:
 def detect_regressions(
     campaign: CampaignRef, *, db_url: str | None, thresholds: Mapping[str, Any], log: Log = print
 ) -> list[dict[str, Any]]:
-    """Judge every ok run of the campaign against its history; store verdicts."""
+    """Judge every ok run of the campaign against its history; store verdicts.
+
+    Returns the findings as JSON (the task's XCom, what a notifier lists).
+    """
     from bench.regressions import detect_campaign
 
-    rows = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
-    flagged = [r for r in rows if r.verdict == "regression"]
-    log(f"{len(flagged)} regression(s), {len(rows) - len(flagged)} other verdict(s)")
-    for r in rows:
-        change = f"{r.change_pct:+.1f}%" if r.change_pct is not None else "n/a"
-        log(f"  run {r.run_id} {r.metric}: {r.verdict} {change} ({r.baseline} -> {r.current})")
-    return [
-        {"run_id": r.run_id, "metric": r.metric, "verdict": r.verdict, "change_pct": r.change_pct}
-        for r in rows
+    judged = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    rows = [
+        {
+            "run_id": j.run_id,
+            "label": j.label,
+            "metric": f.metric,
+            "verdict": f.verdict,
+            "change_pct": round(f.change_pct, 2),
+            "baseline": f.baseline,
+            "current": f.current,
+            "p_value": f.p_value,
+            "reason": f.reason,
+        }
+        for j in judged
+        for f in j.findings
     ]
+    counts = collections.Counter(r["verdict"] for r in rows)
+    short = sum(j.baseline_nights < 5 for j in judged)
+    log(
+        f"{len(judged)} ok run(s) judged: {counts['regression']} regression(s), "
+        f"{counts['suspicious']} suspicious, {counts['improvement']} improvement(s)"
+        + (f"; {short} without enough history yet (< 5 nights)" if short else "")
+    )
+    for r in rows:
+        log(
+            f"  {r['verdict']:<11} {r['label']:<32} {r['metric']:<20} {r['change_pct']:+7.2f}%  {r['reason']}"
+        )
+    return rows
+
+
+def report_path(campaign: CampaignRef) -> Path:
+    """Where a campaign's HTML report goes: ``$BENCH_HOME/reports/<dag_id>/<run>.html``."""
+    from bench.paths import reports_dir
+
+    return reports_dir() / _safe(campaign.dag_id or "cli") / f"{_safe(campaign.dag_run_id)}.html"
 
 
 def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Path:
     """Print the campaign's table, write its HTML report, stamp its end."""
     from bench.campaign_report import format_campaign_table, write_campaign_report
-    from bench.paths import reports_dir
     from bench.store.queries import run_query
     from bench.store.writer import finish_campaign
 
     engine = _engine(db_url)
     rows = run_query(engine, "campaign_runs", campaign=campaign.dag_run_id)
     log(format_campaign_table(rows))
-    out = reports_dir() / _safe(campaign.dag_id or "cli") / f"{_safe(campaign.dag_run_id)}.html"
-    write_campaign_report(engine, campaign, rows, out)
+    out = report_path(campaign)
+    write_campaign_report(
+        engine,
+        campaign.dag_run_id,
+        out,
+        title=f"{campaign.dag_id or 'bench'}: {campaign.dag_run_id}",
+    )
     finish_campaign(engine, campaign.dag_run_id, _now())
     log(f"report: {out}")
     return out

@@ -112,7 +112,13 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
             return benchmark
 
-        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        notifier = []
+        if c.notify_webhook:
+            from bench_notify import BenchRegressionNotifier  # plugins/bench_notify.py
+
+            notifier = [BenchRegressionNotifier(webhook=c.notify_webhook)]
+
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
         def detect_regressions() -> list[dict[str, Any]]:
             from bench.orchestrate import detect_regressions as detect
 

@@ -23,6 +23,9 @@ COMMANDS: tuple[str, ...] = (
     "bench.cli.run",
     "bench.cli.db",
     "bench.cli.trend",
+    "bench.cli.regressions",
+    "bench.cli.changepoints",
+    "bench.cli.report",
     "bench.cli.tiny",
 )
 

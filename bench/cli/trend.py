@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.tables import FORMATS, print_rows
 
 DEFAULT_QUERY = "metric_series"
-FORMATS = ("table", "csv", "json")
 #: CLI flag destination -> query parameter name.
 _FLAGS = {
     "model": "model",
@@ -91,15 +87,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
     rows = run_query(get_engine(), name, **params)
     if not rows:
         print(f"bench: no rows: {_empty_hint(name, params)}", file=sys.stderr)
-        if args.format == "json":
-            print("[]")
-        return 0
-    if args.format == "json":
-        print(json.dumps(rows, default=_json_default, indent=2))
-    elif args.format == "csv":
-        write_csv(rows, sys.stdout)
-    else:
-        print(format_table(rows))
+    print_rows(rows, args.format)
     return 0
 
 
@@ -116,42 +104,3 @@ def _empty_hint(name: str, params: dict[str, Any]) -> str:
     if "campaign" in params:
         return f"no campaign {params['campaign']!r} (or it has no runs)"
     return f"query {name} found nothing"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def write_csv(rows: Sequence[dict[str, Any]], stream: Any) -> None:
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(rows[0].keys())
-    for row in rows:
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row.values()])
-
-
-def _cell(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, float):
-        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.3f}"
-    if key.endswith("fingerprint") and isinstance(value, str):
-        return value[:12]
-    return str(value)
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Aligned columns; numbers right-aligned, times in UTC, fingerprints cut to 12."""
-    keys = list(rows[0].keys())
-    cells = [[_cell(k, row[k]) for k in keys] for row in rows]
-    numeric = [all(isinstance(row[k], int | float) or row[k] is None for row in rows) for k in keys]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(keys), *(line(c) for c in cells)])

@@ -82,12 +82,14 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(logits=logits)
 
 
-AutoConfig.register("bench-delay", DelayConfig)
-AutoModelForCausalLM.register(DelayConfig, DelayModel)
+AutoConfig.register("bench-delay", DelayConfig, exist_ok=True)
+AutoModelForCausalLM.register(DelayConfig, DelayModel, exist_ok=True)
 
 
-def save_delay_model(out: Path, tokenizer_dir: Path, **config: object) -> Path:
-    """A model dir: the delay model + the tiny model's tokenizer."""
+def save_delay_model(out: Path, tokenizer_dir: Path, *, remote_code: bool = False, **config: object) -> Path:
+    """A model dir: the delay model + the tiny model's tokenizer. With
+    ``remote_code`` the model's source is saved beside it (``auto_map``), so
+    another process loads it with ``trust_remote_code=True``."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -98,6 +100,10 @@ def save_delay_model(out: Path, tokenizer_dir: Path, **config: object) -> Path:
         bos_token_id=tok.bos_token_id,
         **config,  # type: ignore[arg-type]
     )
-    DelayModel(cfg).save_pretrained(out)
+    model = DelayModel(cfg)
+    if remote_code:
+        cfg.register_for_auto_class()
+        model.register_for_auto_class("AutoModelForCausalLM")
+    model.save_pretrained(out)
     tok.save_pretrained(out)
     return out

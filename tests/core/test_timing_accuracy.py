@@ -5,8 +5,8 @@ records the host time each forward pass finished: the moment its token
 came into existence. That record is the truth: measured TTFT must be within
 2 ms of it (t_send -> end of prefill) and the median ITL within 0.5 ms of
 the true gaps, for B=1 and B=4 and with EOS honoured mid-stream. The nominal
-delays bound the numbers from below (sleep never undershoots) and loosely
-from above (what generate() itself costs per step on this CPU).
+delays bound the numbers from below (sleep never undershoots); from above
+only loosely, since generate()'s own per-step work is real time too.
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ def test_ttft_and_itl_match_the_truth(delay_dir: Path, batch_size: int) -> None:
                 statistics.median(true_gaps_ms), abs=0.5
             )
             assert r.e2e_ms == pytest.approx(r.ttft_ms + sum(r.itl_ms), abs=1e-6)
-            # nominal delays: never below them, and generate() adds only a little
-            assert PREFILL_MS <= r.ttft_ms < PREFILL_MS + 8
-            assert DECODE_MS <= statistics.median(r.itl_ms) < DECODE_MS + 3
+            # nominal delays: never below them; generate()'s own per-step work on a
+            # loaded CPU can add milliseconds, so the upper bound only catches unit slips
+            assert PREFILL_MS <= r.ttft_ms < 2 * PREFILL_MS
+            assert DECODE_MS <= statistics.median(r.itl_ms) < 2 * DECODE_MS
 
 
 @pytest.mark.slow
