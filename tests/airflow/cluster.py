@@ -37,7 +37,33 @@ class Cluster:
     env: dict[str, str]
     logs: Path
     token: str = ""
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str]) -> None:
+        """Run ``airflow *args`` as component ``name`` (log: ``logs/<name>.log``)."""
+        out = (self.logs / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [airflow_bin(), *args],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check_alive(self) -> None:
+        died = [n for n, p in self.procs.items() if p.poll() is not None]
+        if died:
+            raise AssertionError(f"{died} exited:\n" + "\n".join(self.tail(n) for n in died))
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def api(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
         request = urllib.request.Request(
@@ -117,31 +143,27 @@ class Cluster:
 
 
 @contextmanager
-def airflow_cluster(logs: Path) -> Iterator[Cluster]:
-    """Start the three components; stop them (process groups) on exit."""
+def airflow_cluster(
+    logs: Path, *, dags_folder: Path | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """Start api-server, scheduler and dag-processor; stop every component
+    (process groups, :meth:`Cluster.start` ones included) on exit."""
     port = free_port()
     env = airflow_environ(api_port=port)
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
+    if dags_folder is not None:
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
+    env.update(extra_env or {})
     migrate(env)
     logs.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(base_url=f"http://127.0.0.1:{port}", env=env, logs=logs)
-    commands = {
-        "api-server": ["api-server", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"],
-        "scheduler": ["scheduler"],
-        "dag-processor": ["dag-processor"],
-    }
     try:
-        for name, args in commands.items():
-            out = (logs / f"{name}.log").open("wb")
-            cluster.procs.append(
-                subprocess.Popen(
-                    [airflow_bin(), *args],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        cluster.start(
+            "api-server",
+            ["api-server", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"],
+        )
+        cluster.start("scheduler", ["scheduler"])
+        cluster.start("dag-processor", ["dag-processor"])
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -152,23 +174,8 @@ def airflow_cluster(logs: Path) -> Iterator[Cluster]:
                     raise AssertionError(
                         f"api-server did not come up:\n{cluster.tail('api-server')}"
                     ) from None
-                if any(p.poll() is not None for p in cluster.procs):
-                    died = [
-                        n
-                        for n, p in zip(commands, cluster.procs, strict=True)
-                        if p.poll() is not None
-                    ]
-                    raise AssertionError(
-                        f"{died} exited:\n" + "\n".join(cluster.tail(n) for n in died)
-                    ) from None
+                cluster.check_alive()
                 time.sleep(2)
         yield cluster
     finally:
-        for proc in cluster.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in cluster.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        cluster.stop()

@@ -1,0 +1,104 @@
+"""What a report shows, as plain frozen data: the caller fills it, the renderer draws it.
+
+Nothing here knows about the database; the store (or a test) builds a
+:class:`ReportData` from query results, :func:`bench.report.render_report`
+turns it into one HTML file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+
+MarkerKind = Literal["regression", "suspicious", "improvement", "changepoint"]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A verdict or a change point on one night of one metric's trend."""
+
+    night: datetime
+    metric: str
+    kind: MarkerKind
+    change_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class ConfigSeries:
+    """One configuration's history: a value per night for each metric (None = missing)."""
+
+    config: str
+    nights: Sequence[datetime]
+    values: Mapping[str, Sequence[float | None]]
+    markers: Sequence[Marker] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nights", tuple(self.nights))
+        object.__setattr__(
+            self, "values", MappingProxyType({k: tuple(v) for k, v in self.values.items()})
+        )
+        object.__setattr__(self, "markers", tuple(self.markers))
+        for metric, values in self.values.items():
+            if len(values) != len(self.nights):
+                raise ValueError(
+                    f"{self.config}: {metric} has {len(values)} values for {len(self.nights)} nights"
+                )
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One metric of one configuration in the latest campaign, against its baseline."""
+
+    config: str
+    metric: str
+    current: float | None
+    baseline: float | None = None
+    change_pct: float | None = None
+    verdict: Literal["regression", "suspicious", "improvement"] | None = None
+    p_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Per-request values of one distribution (``ttft``, ``itl``...) tonight and in the baseline."""
+
+    config: str
+    distribution: str
+    tonight: Sequence[float]
+    baseline: Sequence[float]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tonight", tuple(float(v) for v in self.tonight))
+        object.__setattr__(self, "baseline", tuple(float(v) for v in self.baseline))
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One configuration's latest throughput and TTFT p99: a point of the tuning view."""
+
+    model: str
+    precision: str
+    batch_size: int
+    output_tokens_per_s: float
+    ttft_p99_ms: float
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one report shows."""
+
+    title: str
+    generated_at: datetime
+    campaign: str | None = None
+    series: Sequence[ConfigSeries] = ()
+    table: Sequence[TableRow] = ()
+    samples: Sequence[Samples] = ()
+    pareto: Sequence[ParetoPoint] = ()
+    notes: Sequence[str] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("series", "table", "samples", "pareto", "notes"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
