@@ -195,7 +195,9 @@ class RunConfig:
 
         ident = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
         specs = get_spec(self.backend).options()
-        ident["options"] = {k: v for k, v in ident["options"].items() if k not in specs or specs[k].fingerprint}
+        ident["options"] = {
+            k: v for k, v in ident["options"].items() if k not in specs or specs[k].fingerprint
+        }
         ident["prompt_set_sha"] = prompt_set_sha
         ident["n_requests"] = n_requests
         return ident

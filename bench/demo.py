@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 from bench.airflow_env import airflow_bin, airflow_environ, migrate
@@ -27,7 +26,9 @@ def step(text: str) -> float:
 
 def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    started = step("tiny model (offline: random weights + a tokenizer trained on prompts/default.txt)")
+    started = step(
+        "tiny model (offline: random weights + a tokenizer trained on prompts/default.txt)"
+    )
     path = build_tiny_model(models_dir() / "tiny-llama")
     print(f"{path}  ({time.perf_counter() - started:.1f} s)")
 
@@ -39,12 +40,18 @@ def main() -> int:
     applied = upgrade(get_engine(url))
     env = airflow_environ()
     migrate(env)
-    print(f"results DB {display_url(url)}: {len(applied)} migration(s) applied  ({time.perf_counter() - t:.1f} s)")
+    print(
+        f"results DB {display_url(url)}: {len(applied)} migration(s) applied  ({time.perf_counter() - t:.1f} s)"
+    )
 
     t = step(f"campaign {DAG_ID} through Airflow (airflow dags test)")
     run_id = None
     with subprocess.Popen(
-        [airflow_bin(), "dags", "test", DAG_ID], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [airflow_bin(), "dags", "test", DAG_ID],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -67,8 +74,10 @@ def main() -> int:
     reports = sorted((reports_dir() / DAG_ID).glob("*.html"), key=lambda p: p.stat().st_mtime)
     if reports:
         print(f"\nHTML report: {reports[-1]}")
-    print(f"\ndone in {time.perf_counter() - started:.0f} s. Next: `make airflow` for the UI, "
-          f"`.venv/bin/bench trend --model tiny-llama` for the history.")
+    print(
+        f"\ndone in {time.perf_counter() - started:.0f} s. Next: `make airflow` for the UI, "
+        f"`.venv/bin/bench trend --model tiny-llama` for the history."
+    )
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
 
 

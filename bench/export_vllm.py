@@ -49,7 +49,11 @@ def _backend_name(result: RunResult) -> str:
 def _traffic(result: RunResult) -> dict[str, Any]:
     cfg = result.config
     if cfg.request_rate is None:
-        return {"request_rate": "inf", "burstiness": 1.0, "max_concurrency": cfg.concurrency or cfg.batch_size}
+        return {
+            "request_rate": "inf",
+            "burstiness": 1.0,
+            "max_concurrency": cfg.concurrency or cfg.batch_size,
+        }
     caps = [c for c in (cfg.options.get("max_concurrency"), cfg.concurrency) if c is not None]
     return {
         "request_rate": cfg.request_rate,

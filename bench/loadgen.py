@@ -73,7 +73,9 @@ class LoadShape:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
-        if self.request_rate is not None and not (math.isfinite(self.request_rate) and self.request_rate > 0):
+        if self.request_rate is not None and not (
+            math.isfinite(self.request_rate) and self.request_rate > 0
+        ):
             raise ConfigError(f"request_rate must be a positive number, got {self.request_rate!r}")
         if not (math.isfinite(self.burstiness) and self.burstiness > 0):
             raise ConfigError(f"burstiness must be a positive number, got {self.burstiness!r}")
@@ -99,7 +101,9 @@ class LoadShape:
         if self.request_rate is None:
             text = f"closed loop, concurrency {self.concurrency}"
         else:
-            process = "Poisson" if self.burstiness == 1.0 else f"gamma burstiness {self.burstiness:g}"
+            process = (
+                "Poisson" if self.burstiness == 1.0 else f"gamma burstiness {self.burstiness:g}"
+            )
             cap = f", at most {self.max_concurrency} in flight" if self.max_concurrency else ""
             text = f"open loop, {self.request_rate:g} req/s ({process}){cap}"
         if self.max_duration_s is not None:

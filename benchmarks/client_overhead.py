@@ -52,13 +52,28 @@ def _chunk(data: bytes) -> bytes:
 
 
 def _event(text: str) -> bytes:
-    obj = {"id": "cmpl-1", "object": "text_completion", "model": "m", "choices": [{"index": 0, "text": text, "finish_reason": None}]}
+    obj = {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "model": "m",
+        "choices": [{"index": 0, "text": text, "finish_reason": None}],
+    }
     return _chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
 
 def _tail(n: int) -> bytes:
-    usage = {"id": "cmpl-1", "object": "text_completion", "model": "m", "choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": n}}
-    return _chunk(b"data: " + json.dumps(usage).encode() + b"\n\n") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+    usage = {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "model": "m",
+        "choices": [],
+        "usage": {"prompt_tokens": 8, "completion_tokens": n},
+    }
+    return (
+        _chunk(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        + _chunk(b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
 
 
 async def _serve(port_out: Any, tokens: int, gap_s: float | None) -> None:
@@ -75,7 +90,9 @@ async def _serve(port_out: Any, tokens: int, gap_s: float | None) -> None:
                 if length:
                     await reader.readexactly(length)
                 if head.startswith(b"GET"):
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(MODELS), MODELS))
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
+                    )
                 elif gap_s is None:
                     writer.write(burst)
                 else:
@@ -100,7 +117,9 @@ def _stub_main(port_out: Any, tokens: int, gap_s: float | None, cpu: int | None)
     asyncio.run(_serve(port_out, tokens, gap_s))
 
 
-def start_stub(tokens: int, gap_s: float | None, cpu: int | None) -> tuple[multiprocessing.Process, str]:
+def start_stub(
+    tokens: int, gap_s: float | None, cpu: int | None
+) -> tuple[multiprocessing.Process, str]:
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_stub_main, args=(child, tokens, gap_s, cpu), daemon=True)
@@ -152,7 +171,9 @@ def plain_aiohttp(url: str, n: int, concurrency: int, tokens: int) -> Trace:
 
             async def one() -> None:
                 events: list[tuple[float, str]] = []
-                async with session.post(url + "/completions", data=body, headers={"Content-Type": "application/json"}) as resp:
+                async with session.post(
+                    url + "/completions", data=body, headers={"Content-Type": "application/json"}
+                ) as resp:
                     buf = b""
                     async for data in resp.content.iter_any():
                         buf = _parse(buf + data, time.perf_counter(), events)
@@ -176,7 +197,12 @@ def plain_httpx(url: str, n: int, concurrency: int, tokens: int) -> Trace:
 
             async def one() -> None:
                 events: list[tuple[float, str]] = []
-                async with client.stream("POST", url + "/completions", content=body, headers={"Content-Type": "application/json"}) as resp:
+                async with client.stream(
+                    "POST",
+                    url + "/completions",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                ) as resp:
                     buf = b""
                     async for data in resp.aiter_raw():
                         buf = _parse(buf + data, time.perf_counter(), events)
@@ -239,7 +265,9 @@ def burst(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> dict
                 trace = client(url, args.requests, args.concurrency, args.tokens)
                 cpu[name].append((time.process_time() - c0) / args.requests)
                 wall[name].append(args.requests / (time.perf_counter() - t0))
-                assert len(trace) == args.requests and all(len(ev) == args.tokens for ev in trace), name
+                assert len(trace) == args.requests and all(
+                    len(ev) == args.tokens for ev in trace
+                ), name
     finally:
         proc.terminate()
     capacity = {name: 1.0 / statistics.median(c) for name, c in cpu.items()}
@@ -247,7 +275,9 @@ def burst(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> dict
         f"\nburst: {args.requests} requests x {args.tokens} events, closed loop c={args.concurrency}, "
         f"median of {args.rounds} interleaved rounds"
     )
-    print(f"{'client':<15}{'cpu us/req':>11}{'req/s/core':>12}{'events/s/core':>15}{'wall req/s':>12}{'vs plain aiohttp':>18}")
+    print(
+        f"{'client':<15}{'cpu us/req':>11}{'req/s/core':>12}{'events/s/core':>15}{'wall req/s':>12}{'vs plain aiohttp':>18}"
+    )
     for name, rate in capacity.items():
         print(
             f"{name:<15}{1e6 / rate:>11.0f}{rate:>12.0f}{rate * args.tokens:>15.0f}"
@@ -267,12 +297,16 @@ def paced(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> None
         for _ in range(args.rounds):
             for name, client in clients.items():
                 trace = client(url, args.paced_requests, args.paced_concurrency, args.paced_tokens)
-                errors[name] += [(arrival - float(text)) * 1e6 for events in trace for arrival, text in events]
+                errors[name] += [
+                    (arrival - float(text)) * 1e6 for events in trace for arrival, text in events
+                ]
     finally:
         proc.terminate()
     rate = args.paced_concurrency * 1e3 / args.gap_ms
-    print(f"\npaced: c={args.paced_concurrency} streams, an event every {args.gap_ms:g} ms each "
-          f"(~{rate:.0f} events/s); arrival - send, microseconds")
+    print(
+        f"\npaced: c={args.paced_concurrency} streams, an event every {args.gap_ms:g} ms each "
+        f"(~{rate:.0f} events/s); arrival - send, microseconds"
+    )
     print(f"{'client':<15}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>9}")
     for name, values in errors.items():
         q = statistics.quantiles(values, n=100)
@@ -293,7 +327,9 @@ def main() -> int:
     parser.add_argument("--gap-ms", type=float, default=5.0)
     args = parser.parse_args()
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    cpus: tuple[int | None, int | None] = (available[0], available[1]) if len(available) >= 2 else (None, None)
+    cpus: tuple[int | None, int | None] = (
+        (available[0], available[1]) if len(available) >= 2 else (None, None)
+    )
     if cpus[0] is not None:
         os.sched_setaffinity(0, {cpus[0]})
     print(f"client on cpu {cpus[0]}, stub on cpu {cpus[1]}; python {sys.version.split()[0]}")

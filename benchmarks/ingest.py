@@ -89,9 +89,18 @@ def synth_requests(n: int, gaps: int, seed: int = 0) -> tuple[RequestResult, ...
     return tuple(out)
 
 
-def synth_result(requests: tuple[RequestResult, ...], batch_size: int, campaign: CampaignRef) -> RunResult:
-    config = RunConfig(model="ingest-bench", precision="bf16", batch_size=batch_size, device="cpu", backend="hf")
-    prompt_set = {"name": "synthetic", "sha": "0" * 64, "n_prompts": len(requests), "n_requests": len(requests)}
+def synth_result(
+    requests: tuple[RequestResult, ...], batch_size: int, campaign: CampaignRef
+) -> RunResult:
+    config = RunConfig(
+        model="ingest-bench", precision="bf16", batch_size=batch_size, device="cpu", backend="hf"
+    )
+    prompt_set = {
+        "name": "synthetic",
+        "sha": "0" * 64,
+        "n_prompts": len(requests),
+        "n_requests": len(requests),
+    }
     started = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=batch_size)
     return RunResult(
         run_uid=uuid.uuid4().hex,
@@ -115,11 +124,15 @@ def scratch_database(db_url: str | None) -> Iterator[sa.Engine]:
         pgdata = Path(tmp) / "pgdata"
         server_url = db_url or start_embedded(pgdata)
         name = f"bench_perf_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        admin = sa.create_engine(
+            server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         url = sa.make_url(server_url).set(database=name)
-        engine = sa.create_engine(url, pool_size=1, max_overflow=0)  # one backend: its CPU time is measurable
+        engine = sa.create_engine(
+            url, pool_size=1, max_overflow=0
+        )  # one backend: its CPU time is measurable
         try:
             print(f"database: {display_url(url)}", file=sys.stderr)
             upgrade(engine)
@@ -140,16 +153,22 @@ class CpuClock:
 
     def __init__(self, engine: sa.Engine) -> None:
         with engine.connect() as conn:
-            self._backend = psutil.Process(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+            self._backend = psutil.Process(
+                conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            )
 
     def now(self) -> tuple[float, float, float]:
         server = self._backend.cpu_times()
         return time.perf_counter(), time.process_time(), server.user + server.system
 
 
-def time_writer(engine: sa.Engine, requests: tuple[RequestResult, ...], runs: int) -> list[tuple[float, float, float]]:
+def time_writer(
+    engine: sa.Engine, requests: tuple[RequestResult, ...], runs: int
+) -> list[tuple[float, float, float]]:
     """(wall, client CPU, server CPU) seconds per run loaded (each a new config of one campaign)."""
-    campaign = CampaignRef(dag_run_id=f"ingest__{uuid.uuid4().hex}", dag_id="ingest", trigger="manual")
+    campaign = CampaignRef(
+        dag_run_id=f"ingest__{uuid.uuid4().hex}", dag_id="ingest", trigger="manual"
+    )
     results = [synth_result(requests, bs, campaign) for bs in range(1, runs + 2)]
     writer.load(engine, results[0])  # warm up: campaign/environment rows, connection, caches
     clock = CpuClock(engine)
@@ -162,7 +181,9 @@ def time_writer(engine: sa.Engine, requests: tuple[RequestResult, ...], runs: in
     return samples  # type: ignore[return-value]
 
 
-def time_orm(engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int) -> tuple[float, float, float]:
+def time_orm(
+    engine: sa.Engine, requests: tuple[RequestResult, ...], run_id: int
+) -> tuple[float, float, float]:
     """(wall, client CPU, server CPU) seconds to insert ``requests`` with session.add per row, one commit."""
     clock = CpuClock(engine)
     start = clock.now()
@@ -195,20 +216,32 @@ def per_row(samples: list[tuple[float, float, float]], rows: int) -> tuple[float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=8, help="runs loaded by the writer per shape (default 8)")
-    parser.add_argument("--requests", type=int, default=8000, help="requests per run (default 8000)")
     parser.add_argument(
-        "--gaps", default="127,15", help="row shapes: itl_ms entries per request, comma-separated (default 127,15)"
+        "--runs", type=int, default=8, help="runs loaded by the writer per shape (default 8)"
     )
-    parser.add_argument("--baseline-rows", type=int, default=3000, help="rows per ORM baseline round (default 3000)")
-    parser.add_argument("--db-url", help="use a scratch database on this server instead of an embedded one")
+    parser.add_argument(
+        "--requests", type=int, default=8000, help="requests per run (default 8000)"
+    )
+    parser.add_argument(
+        "--gaps",
+        default="127,15",
+        help="row shapes: itl_ms entries per request, comma-separated (default 127,15)",
+    )
+    parser.add_argument(
+        "--baseline-rows", type=int, default=3000, help="rows per ORM baseline round (default 3000)"
+    )
+    parser.add_argument(
+        "--db-url", help="use a scratch database on this server instead of an embedded one"
+    )
     args = parser.parse_args(argv)
 
     lines = []
     with scratch_database(args.db_url) as engine:
         for gaps in (int(g) for g in args.gaps.split(",")):
             requests = synth_requests(args.requests, gaps)
-            w_rate, w_client, w_server = per_row(time_writer(engine, requests, args.runs), args.requests)
+            w_rate, w_client, w_server = per_row(
+                time_writer(engine, requests, args.runs), args.requests
+            )
             baseline = requests[: args.baseline_rows]
             orm = [time_orm(engine, baseline, run_id=-1 - i - 10 * gaps) for i in range(3)]
             o_rate, o_client, o_server = per_row(orm, len(baseline))
@@ -217,11 +250,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {w_client:>8.1f} + {w_server:<6.1f}  {o_client:>8.1f} + {o_server:<6.1f}"
                 f"  {(o_client + o_server) / (w_client + w_server):>6.1f}x"
             )
-    print(f"request rows into request_result; medians: writer over {args.runs} runs of {args.requests} rows,")
+    print(
+        f"request rows into request_result; medians: writer over {args.runs} runs of {args.requests} rows,"
+    )
     print(f"ORM over 3 rounds of {args.baseline_rows} rows; same server, same process, one backend")
     print(f"{'':8}  {'wall-clock rows/s':^33}  {'CPU us per row (client + server)':^46}")
-    print(f"{'itl gaps':>8}  {'writer (COPY)':>13}  {'ORM add/row':>11}  {'ratio':>7}"
-          f"  {'writer':>17}  {'ORM':>17}  {'ratio':>7}")
+    print(
+        f"{'itl gaps':>8}  {'writer (COPY)':>13}  {'ORM add/row':>11}  {'ratio':>7}"
+        f"  {'writer':>17}  {'ORM':>17}  {'ratio':>7}"
+    )
     print("\n".join(lines))
     return 0
 

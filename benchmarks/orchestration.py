@@ -31,7 +31,9 @@ def airflow_run(env: dict[str, str]) -> float:
     from bench.airflow_env import airflow_bin
 
     t0 = time.perf_counter()
-    subprocess.run([airflow_bin(), "dags", "test", "llm_bench_smoke"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [airflow_bin(), "dags", "test", "llm_bench_smoke"], env=env, check=True, capture_output=True
+    )
     return time.perf_counter() - t0
 
 
@@ -58,13 +60,22 @@ def parse_times() -> dict[str, float]:
         "print(json.dumps(out))\n"
     )
     files = sorted(str(p) for p in (REPO / "dags").glob("*.py"))
-    out = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *files], capture_output=True, text=True, check=True
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of each (default 2)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds of each (default 2)"
+    )
+    parser.add_argument(
+        "--limit", type=int, help="requests per configuration (default: the campaign's 8)"
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
@@ -79,17 +90,32 @@ def main() -> None:
     env = airflow_environ()
     migrate(env)
     campaign = load_campaign(REPO / "dags" / "campaigns" / "smoke.yaml")
+    conf: dict[str, object] = {"limit": args.limit} if args.limit else {}
+    if conf:
+        campaign = campaign.with_overrides(conf)
     configs = [c.to_dict() for c in campaign.configs()]
 
-    airflow_s, loop_s = [], []
+    timings: dict[str, list[float]] = {"airflow": [], "loop": [], "gate": []}
     for _ in range(args.rounds):
-        airflow_s.append(airflow_run(env))
-        loop_s.append(loop_run(env, configs))
-    a, b = statistics.median(airflow_s), statistics.median(loop_s)
-    print(f"smoke campaign, {len(configs)} configurations, {args.rounds} interleaved rounds (median)")
-    print(f"  through Airflow (airflow dags test)   {a:7.1f} s")
-    print(f"  bench run in a loop                    {b:7.1f} s")
-    print(f"  ratio {a / b:.2f}x (target <= 1.3x); Airflow overhead {(a - b) / len(configs):.1f} s per configuration")
+        timings["airflow"].append(airflow_run(env, conf))
+        timings["loop"].append(loop_run(env, configs, gate=False))
+        timings["gate"].append(loop_run(env, configs, gate=True))
+    a, b, g = (statistics.median(timings[k]) for k in ("airflow", "loop", "gate"))
+    n = len(configs)
+    print(
+        f"smoke campaign, {n} configurations x {campaign.limit} requests, {args.rounds} interleaved rounds (median)"
+    )
+    print(
+        f"  through Airflow (airflow dags test: plan, {n} mapped tasks, gate, report)  {a:7.1f} s"
+    )
+    print(f"  bench run in a loop                                                  {b:7.1f} s")
+    print(f"  bench run in a loop + bench regressions --detect + bench report       {g:7.1f} s")
+    print(
+        f"  ratio vs the loop {a / b:.2f}x (target <= 1.3x); Airflow adds {(a - b) / n:.1f} s per configuration"
+    )
+    print(
+        f"  ratio vs the same work by hand {a / g:.2f}x; orchestration alone adds {(a - g) / n:.1f} s per configuration"
+    )
     print("DAG parse time per file (target < 0.5 s):")
     for path, seconds in parse_times().items():
         print(f"  {Path(path).name:<32} {seconds:.3f} s")

@@ -121,40 +121,83 @@ def timed(fn: Callable[[], list[dict[str, Any]]], repeat: int) -> tuple[float, i
 def workload(engine: sa.Engine, nights: int) -> dict[str, Callable[[], list[dict[str, Any]]]]:
     """The questions asked after ``nights`` nights, as (label -> call)."""
     with engine.connect() as conn:
-        fingerprint = conn.execute(sa.text("SELECT fingerprint FROM benchmark_config ORDER BY id LIMIT 1")).scalar_one()
-        latest = conn.execute(sa.text("SELECT dag_run_id FROM campaign ORDER BY started_at DESC LIMIT 1")).scalar_one()
-        week = conn.execute(sa.text("SELECT max(started_at) - interval '7 days' FROM campaign")).scalar_one()
+        fingerprint = conn.execute(
+            sa.text("SELECT fingerprint FROM benchmark_config ORDER BY id LIMIT 1")
+        ).scalar_one()
+        latest = conn.execute(
+            sa.text("SELECT dag_run_id FROM campaign ORDER BY started_at DESC LIMIT 1")
+        ).scalar_one()
+        week = conn.execute(
+            sa.text("SELECT max(started_at) - interval '7 days' FROM campaign")
+        ).scalar_one()
 
     def q(name: str, **params: Any) -> Callable[[], list[dict[str, Any]]]:
         return lambda: run_query(engine, name, **params)
 
     return {
-        "metric_series: one config, last 30 nights": q("metric_series", model="model-0", fingerprint=fingerprint, last=30),
-        "metric_series: one model (10 configs), last 30": q("metric_series", model="model-0", last=30),
-        "latest_vs_previous: one model, median of 7": q("latest_vs_previous", model="model-0", last=7),
+        "metric_series: one config, last 30 nights": q(
+            "metric_series", model="model-0", fingerprint=fingerprint, last=30
+        ),
+        "metric_series: one model (10 configs), last 30": q(
+            "metric_series", model="model-0", last=30
+        ),
+        "latest_vs_previous: one model, median of 7": q(
+            "latest_vs_previous", model="model-0", last=7
+        ),
         "latest_vs_previous: every config, median of 7": q("latest_vs_previous", last=7),
-        "campaign_vs_baseline: latest night, median of 7": q("campaign_vs_baseline", campaign=latest, last=7),
-        "campaign_vs_baseline: latest night, median of 30": q("campaign_vs_baseline", campaign=latest, last=30),
+        "campaign_vs_baseline: latest night, median of 7": q(
+            "campaign_vs_baseline", campaign=latest, last=7
+        ),
+        "campaign_vs_baseline: latest night, median of 30": q(
+            "campaign_vs_baseline", campaign=latest, last=30
+        ),
         "best_batch_size: every model": q("best_batch_size", slo_ttft_p99_ms=60),
         "request_percentiles: one config, last 7 nights": q(
-            "request_percentiles", model="model-0", fingerprint=fingerprint, since=week),
-        "request_percentiles: one model, last 7 nights": q("request_percentiles", model="model-0", since=week),
+            "request_percentiles", model="model-0", fingerprint=fingerprint, since=week
+        ),
+        "request_percentiles: one model, last 7 nights": q(
+            "request_percentiles", model="model-0", since=week
+        ),
         "request_percentiles: one model, itl, last 7 nights": q(
-            "request_percentiles", model="model-0", metric="itl_ms", since=week),
+            "request_percentiles", model="model-0", metric="itl_ms", since=week
+        ),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nights", default="30,120,365", help="history sizes to stop and measure at (default 30,120,365)")
-    parser.add_argument("--configs", type=int, default=100, help="configurations, 10 per model (default 100)")
-    parser.add_argument("--requests", type=int, default=200, help="request rows per run (default 200)")
-    parser.add_argument("--gaps", type=int, default=16, help="itl_ms entries per request row (default 16)")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per query; the median is shown (default 7)")
-    parser.add_argument("--db-url", help="use a scratch database on this server instead of an embedded one")
+    parser.add_argument(
+        "--nights",
+        default="30,120,365",
+        help="history sizes to stop and measure at (default 30,120,365)",
+    )
+    parser.add_argument(
+        "--configs", type=int, default=100, help="configurations, 10 per model (default 100)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=200, help="request rows per run (default 200)"
+    )
+    parser.add_argument(
+        "--gaps", type=int, default=16, help="itl_ms entries per request row (default 16)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=7,
+        help="timed runs per query; the median is shown (default 7)",
+    )
+    parser.add_argument(
+        "--db-url", help="use a scratch database on this server instead of an embedded one"
+    )
     args = parser.parse_args(argv)
     stages = sorted({int(n) for n in args.nights.split(",")})
-    params = {"t0": T0, "configs": args.configs, "per_model": PER_MODEL, "requests": args.requests, "gaps": args.gaps}
+    params = {
+        "t0": T0,
+        "configs": args.configs,
+        "per_model": PER_MODEL,
+        "requests": args.requests,
+        "gaps": args.gaps,
+    }
 
     results: dict[str, list[float]] = {}
     sizes = []
@@ -170,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(sa.text("VACUUM ANALYZE"))
                 rows = conn.execute(sa.text("SELECT count(*) FROM request_result")).scalar_one()
                 runs = conn.execute(sa.text("SELECT count(*) FROM run")).scalar_one()
-            print(f"{nights} nights: {runs:,} runs, {rows:,} request rows (built in {time.perf_counter() - t0:.0f} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{nights} nights: {runs:,} runs, {rows:,} request rows (built in {time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             sizes.append((nights, rows))
             done = nights
             for label, fn in workload(engine, nights).items():
@@ -180,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label}: {ms:.1f} ms ({n} rows)", file=sys.stderr, flush=True)
 
     width = max(len(k) for k in results)
-    print(f"{args.configs} configs x {args.requests} requests per run; median of {args.repeat} runs, milliseconds")
+    print(
+        f"{args.configs} configs x {args.requests} requests per run; median of {args.repeat} runs, milliseconds"
+    )
     print(f"{'query':<{width}}" + "".join(f"{f'{n} nights':>13}" for n, _ in sizes))
     print(f"{'(request rows)':<{width}}" + "".join(f"{r / 1e6:>12.2f}M" for _, r in sizes))
     for label, values in results.items():

@@ -69,7 +69,9 @@ def test_load_shape() -> None:
     assert closed.describe() == "closed loop, concurrency 4"
     with pytest.raises(ConfigError, match="closed-loop"):
         closed.schedule(3)
-    shaped = LoadShape(request_rate=2.0, burstiness=0.5, max_concurrency=8, max_duration_s=30, seed=5)
+    shaped = LoadShape(
+        request_rate=2.0, burstiness=0.5, max_concurrency=8, max_duration_s=30, seed=5
+    )
     assert shaped.open_loop and shaped.in_flight_limit == 8
     assert np.array_equal(shaped.schedule(50), arrival_offsets(50, 2.0, burstiness=0.5, seed=5))
     assert shaped.describe() == (
@@ -77,6 +79,11 @@ def test_load_shape() -> None:
     )
     assert LoadShape(request_rate=1.5).describe() == "open loop, 1.5 req/s (Poisson)"
     assert LoadShape(request_rate=1.5).in_flight_limit is None
-    for bad in ({"concurrency": 0}, {"max_concurrency": 0}, {"request_rate": -1.0}, {"max_duration_s": 0}):
+    for bad in (
+        {"concurrency": 0},
+        {"max_concurrency": 0},
+        {"request_rate": -1.0},
+        {"max_duration_s": 0},
+    ):
         with pytest.raises(ConfigError):
             LoadShape(**bad)  # type: ignore[arg-type]

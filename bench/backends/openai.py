@@ -77,7 +77,9 @@ class OpenAIBackend:
             "environment variable holding the API key (sent as a Bearer token, never logged)",
             fingerprint=False,
         ),
-        "served_model": OptionSpec(str, None, "model name sent in requests (default: the config's model)"),
+        "served_model": OptionSpec(
+            str, None, "model name sent in requests (default: the config's model)"
+        ),
         "tokenizer": OptionSpec(
             str,
             None,
@@ -86,21 +88,33 @@ class OpenAIBackend:
         ),
         # Campaign options are shared by every matrix point: a closed-loop
         # point (concurrency) ignores these two.
-        "burstiness": OptionSpec(float, 1.0, "open loop: gamma shape of arrival gaps (1 = Poisson, <1 burstier)"),
-        "max_concurrency": OptionSpec(int, None, "open loop: most requests in flight (default: unbounded)"),
+        "burstiness": OptionSpec(
+            float, 1.0, "open loop: gamma shape of arrival gaps (1 = Poisson, <1 burstier)"
+        ),
+        "max_concurrency": OptionSpec(
+            int, None, "open loop: most requests in flight (default: unbounded)"
+        ),
         "request_timeout_s": OptionSpec(
             float, 600.0, "a request not finished after this many seconds fails", fingerprint=False
         ),
-        "max_duration_s": OptionSpec(float, None, "stop issuing new requests after this many seconds"),
+        "max_duration_s": OptionSpec(
+            float, None, "stop issuing new requests after this many seconds"
+        ),
         "send_ignore_eos": OptionSpec(
             bool,
             True,
             "when the run ignores EOS, send vLLM's ignore_eos and min_tokens; false for servers "
             "that reject unknown fields (transformers serve answers 422)",
         ),
-        "include_usage": OptionSpec(bool, True, "ask for token usage in the stream (stream_options)"),
-        "temperature": OptionSpec(float, None, "sampling temperature sent (default: the server's; 0 = greedy)"),
-        "extra_body": OptionSpec(Mapping, None, "JSON fields merged into every request body, e.g. {\"top_k\": 1}"),
+        "include_usage": OptionSpec(
+            bool, True, "ask for token usage in the stream (stream_options)"
+        ),
+        "temperature": OptionSpec(
+            float, None, "sampling temperature sent (default: the server's; 0 = greedy)"
+        ),
+        "extra_body": OptionSpec(
+            Mapping, None, 'JSON fields merged into every request body, e.g. {"top_k": 1}'
+        ),
     }
 
     # -- validation (also called by bench.backends.validate_config) ----------------------
@@ -114,13 +128,17 @@ class OpenAIBackend:
             raise ConfigError("the openai backend needs base_url (--base-url http://host:8000/v1)")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"base_url must be an http(s) URL like http://host:8000/v1, got {redact_url(base_url)!r}")
+            raise ConfigError(
+                f"base_url must be an http(s) URL like http://host:8000/v1, got {redact_url(base_url)!r}"
+            )
         for key in ("request_timeout_s", "max_duration_s", "burstiness", "max_concurrency"):
             value = opts.get(key)
             if value is not None and not value > 0:
                 raise ConfigError(f"openai option {key!r} must be positive, got {value!r}")
         if "stream" in (opts.get("extra_body") or {}):
-            raise ConfigError("extra_body cannot change 'stream': this backend measures streamed tokens")
+            raise ConfigError(
+                "extra_body cannot change 'stream': this backend measures streamed tokens"
+            )
         load_shape(config)
 
     # -- Backend protocol -----------------------------------------------------------------
@@ -133,7 +151,9 @@ class OpenAIBackend:
         self.base = api_base(str(opts["base_url"]))
         self.url = self.base + ENDPOINTS["chat" if self.chat else "completions"]
         self.shape = load_shape(config)
-        self.timeout_s = float(opts.get("request_timeout_s", self.OPTIONS["request_timeout_s"].default))
+        self.timeout_s = float(
+            opts.get("request_timeout_s", self.OPTIONS["request_timeout_s"].default)
+        )
         self.model_name = str(opts.get("served_model") or config.model)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -237,7 +257,9 @@ class OpenAIBackend:
             ) as resp:
                 self._server = resp.headers.get("Server")
                 if resp.status in (401, 403):
-                    env = self.config.options.get("api_key_env", self.OPTIONS["api_key_env"].default)
+                    env = self.config.options.get(
+                        "api_key_env", self.OPTIONS["api_key_env"].default
+                    )
                     raise ConfigError(
                         f"{redact_url(models_url)} refused the credentials (HTTP {resp.status}); "
                         f"put the API key in ${env}"
@@ -245,7 +267,9 @@ class OpenAIBackend:
                 await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
-            raise ModelLoadError(f"cannot reach the endpoint {redact_url(models_url)}: {detail}") from None
+            raise ModelLoadError(
+                f"cannot reach the endpoint {redact_url(models_url)}: {detail}"
+            ) from None
 
     def _load_tokenizer(self) -> Any:
         spec = self.config.options.get("tokenizer")
@@ -257,7 +281,8 @@ class OpenAIBackend:
             from transformers import AutoTokenizer
 
             return AutoTokenizer.from_pretrained(
-                str(local) if local.is_dir() else path, trust_remote_code=self.config.trust_remote_code
+                str(local) if local.is_dir() else path,
+                trust_remote_code=self.config.trust_remote_code,
             )
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -294,7 +319,9 @@ class OpenAIBackend:
     def _count_prompt(self, prompt: Prompt) -> int:
         tok = self._tokenizer
         if self.chat and getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(prompt.as_messages(), add_generation_prompt=True, tokenize=True)
+            ids = tok.apply_chat_template(
+                prompt.as_messages(), add_generation_prompt=True, tokenize=True
+            )
             if isinstance(ids, Mapping):
                 ids = ids["input_ids"]
             return len(ids)
@@ -302,7 +329,9 @@ class OpenAIBackend:
 
     # -- the measured path --------------------------------------------------------------
 
-    async def _run(self, requests: Sequence[Request], progress: Progress) -> list[tuple[Request, _Stream]]:
+    async def _run(
+        self, requests: Sequence[Request], progress: Progress
+    ) -> list[tuple[Request, _Stream]]:
         shape = self.shape
         done: list[tuple[Request, _Stream]] = []
         start = time.perf_counter()
@@ -399,7 +428,9 @@ class OpenAIBackend:
             choice = choices[0]
             if self.chat:
                 delta = choice.get("delta") or _NO_DELTA
-                text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+                text = (
+                    delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+                )
             else:
                 text = choice.get("text")
             if text and type(text) is str:
@@ -421,7 +452,9 @@ class OpenAIBackend:
         timestamp) and one record per issued request, in request order."""
         uncounted = [s for _, s in streams if not isinstance(s.usage_out, int) and s.parts]
         if uncounted and self._tokenizer is not None:
-            ids = self._tokenizer(["".join(s.parts) for s in uncounted], add_special_tokens=False)["input_ids"]
+            ids = self._tokenizer(["".join(s.parts) for s in uncounted], add_special_tokens=False)[
+                "input_ids"
+            ]
             for s, token_ids in zip(uncounted, ids, strict=True):
                 s.counted = len(token_ids)
         records = []
@@ -454,7 +487,10 @@ class OpenAIBackend:
                     error=error,
                 )
             )
-        log.info("output token counts from: %s", ", ".join(f"{k} {v}" for k, v in sorted(sources.items())))
+        log.info(
+            "output token counts from: %s",
+            ", ".join(f"{k} {v}" for k, v in sorted(sources.items())),
+        )
         if short and self.config.ignore_eos:
             log.warning(
                 "%d of %d requests stopped before max_new_tokens=%d although EOS is ignored: "
@@ -569,7 +605,9 @@ def error_text(body: bytes) -> str:
     try:
         obj = json.loads(body)
     except ValueError:
-        return " ".join(body.decode("utf-8", "replace").split())[:_ERROR_TEXT_LIMIT] or "(empty body)"
+        return (
+            " ".join(body.decode("utf-8", "replace").split())[:_ERROR_TEXT_LIMIT] or "(empty body)"
+        )
     if isinstance(obj, Mapping):
         for key in ("error", "detail", "message"):
             if obj.get(key) is not None:

@@ -17,7 +17,9 @@ def register(sub: Any) -> None:
         description="The results DB is BENCH_DB_URL, or an embedded Postgres under $BENCH_HOME/pgdata.",
     )
     actions = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    up = actions.add_parser("upgrade", help="apply pending sql/migrations (safe to run concurrently)")
+    up = actions.add_parser(
+        "upgrade", help="apply pending sql/migrations (safe to run concurrently)"
+    )
     up.set_defaults(func=cmd_upgrade)
     st = actions.add_parser("status", help="server, migrations, row counts and the spool backlog")
     st.set_defaults(func=cmd_status)
@@ -28,7 +30,13 @@ def register(sub: Any) -> None:
         "already loaded changes nothing, a newer attempt of the same campaign and config replaces "
         "the older one. Without FILE, load every spooled result, oldest first.",
     )
-    ld.add_argument("files", nargs="*", type=Path, metavar="FILE.jsonl", help="result files (default: the spool)")
+    ld.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="result files (default: the spool)",
+    )
     ld.set_defaults(func=cmd_load)
 
 
@@ -94,7 +102,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{len(pending)} pending: run `bench db upgrade`")
     backlog = spool.pending()
     rejected = sorted(spool.rejected_dir().glob("*.jsonl")) if spool.rejected_dir().is_dir() else []
-    print(f"spool:      {len(backlog)} result(s) waiting in {spool.shown(spool.spool_dir())}", end="")
+    print(
+        f"spool:      {len(backlog)} result(s) waiting in {spool.shown(spool.spool_dir())}", end=""
+    )
     print(f", {len(rejected)} rejected" if rejected else "")
     return 0
 
@@ -130,7 +140,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     else:
         drained = spool.drain(engine)
         reports = drained.loaded
-        failures = drained.failed + [(n, f"rejected (moved to spool/rejected): {e}") for n, e in drained.rejected]
+        failures = drained.failed + [
+            (n, f"rejected (moved to spool/rejected): {e}") for n, e in drained.rejected
+        ]
         if not reports and not failures:
             print("spool is empty: nothing to load")
             return 0

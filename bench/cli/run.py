@@ -58,10 +58,18 @@ def register(sub: Any) -> None:
         argument_default=argparse.SUPPRESS,
     )
     what = p.add_argument_group("what to run")
-    what.add_argument("--model", help="hub id or local model directory (required unless in --config)")
-    what.add_argument("--model-path", help="load weights from here; --model stays the name in results")
-    what.add_argument("--precision", choices=PRECISIONS, help="weights/compute dtype (default bf16)")
-    what.add_argument("--backend", choices=list(BACKENDS), help="how requests reach the model (default hf)")
+    what.add_argument(
+        "--model", help="hub id or local model directory (required unless in --config)"
+    )
+    what.add_argument(
+        "--model-path", help="load weights from here; --model stays the name in results"
+    )
+    what.add_argument(
+        "--precision", choices=PRECISIONS, help="weights/compute dtype (default bf16)"
+    )
+    what.add_argument(
+        "--backend", choices=list(BACKENDS), help="how requests reach the model (default hf)"
+    )
     what.add_argument("--device", choices=DEVICES, help="default auto: hpu, else cuda, else cpu")
     what.add_argument("--trust-remote-code", action="store_true", help="passed to transformers")
     what.add_argument(
@@ -70,7 +78,9 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="backend option (repeatable); VALUE is JSON (true, 4, 0.7) or a bare string",
     )
-    what.add_argument("--config", metavar="JSON|FILE", help="a full config as JSON; flags override it")
+    what.add_argument(
+        "--config", metavar="JSON|FILE", help="a full config as JSON; flags override it"
+    )
 
     load = p.add_argument_group("load")
     load.add_argument("--batch-size", type=int, help="sequences per generate() call (default 1)")
@@ -80,24 +90,53 @@ def register(sub: Any) -> None:
         action="store_true",
         help="let a sequence end at EOS (default: fixed output length, EOS ignored)",
     )
-    load.add_argument("--prompts", help="prompt set name under prompts/ or a .txt/.jsonl path (default: default)")
-    load.add_argument("--limit", type=int, help="measured requests (default: the whole set; cycles if larger)")
-    load.add_argument("--warmup", type=int, help="unmeasured warmup iterations (batches) first (default 1)")
+    load.add_argument(
+        "--prompts", help="prompt set name under prompts/ or a .txt/.jsonl path (default: default)"
+    )
+    load.add_argument(
+        "--limit", type=int, help="measured requests (default: the whole set; cycles if larger)"
+    )
+    load.add_argument(
+        "--warmup", type=int, help="unmeasured warmup iterations (batches) first (default 1)"
+    )
     load.add_argument("--seed", type=int, help="torch seed for sampling (default 0)")
-    load.add_argument("--world-size", type=int, help="cards per config, tensor parallel (habana; default 1)")
+    load.add_argument(
+        "--world-size", type=int, help="cards per config, tensor parallel (habana; default 1)"
+    )
     load.add_argument("--concurrency", type=int, help="requests in flight (openai backend)")
-    load.add_argument("--request-rate", type=float, help="request arrivals per second (openai backend)")
+    load.add_argument(
+        "--request-rate", type=float, help="request arrivals per second (openai backend)"
+    )
 
     api = p.add_argument_group("openai backend (an OpenAI-compatible endpoint)")
     api.add_argument("--base-url", help="API root with version prefix, e.g. http://host:8000/v1")
-    api.add_argument("--endpoint", choices=("completions", "chat"), help="API to call (default completions)")
-    api.add_argument("--api-key-env", metavar="VAR", help="env var holding the API key (default OPENAI_API_KEY)")
+    api.add_argument(
+        "--endpoint", choices=("completions", "chat"), help="API to call (default completions)"
+    )
+    api.add_argument(
+        "--api-key-env", metavar="VAR", help="env var holding the API key (default OPENAI_API_KEY)"
+    )
     api.add_argument("--served-model", help="model name sent to the server (default: --model)")
-    api.add_argument("--tokenizer", help="counts tokens when the server sends no usage (default: --model)")
-    api.add_argument("--burstiness", type=float, help="with --request-rate: gamma shape of gaps (default 1 = Poisson)")
-    api.add_argument("--max-concurrency", type=int, help="with --request-rate: most requests in flight")
-    api.add_argument("--request-timeout", type=float, metavar="S", help="fail a request after S seconds (default 600)")
-    api.add_argument("--max-duration", type=float, metavar="S", help="stop issuing requests after S seconds")
+    api.add_argument(
+        "--tokenizer", help="counts tokens when the server sends no usage (default: --model)"
+    )
+    api.add_argument(
+        "--burstiness",
+        type=float,
+        help="with --request-rate: gamma shape of gaps (default 1 = Poisson)",
+    )
+    api.add_argument(
+        "--max-concurrency", type=int, help="with --request-rate: most requests in flight"
+    )
+    api.add_argument(
+        "--request-timeout",
+        type=float,
+        metavar="S",
+        help="fail a request after S seconds (default 600)",
+    )
+    api.add_argument(
+        "--max-duration", type=float, metavar="S", help="stop issuing requests after S seconds"
+    )
 
     slo = p.add_argument_group("service-level objectives (goodput)")
     slo.add_argument("--slo-ttft-ms", type=float, help="a good request's TTFT is at most this")
@@ -106,9 +145,13 @@ def register(sub: Any) -> None:
     out = p.add_argument_group("results")
     out.add_argument("--output", type=Path, metavar="FILE.jsonl", help="also write the result here")
     out.add_argument(
-        "--format", choices=("jsonl", "vllm"), help="--output format (default jsonl; vllm: vLLM bench serve JSON)"
+        "--format",
+        choices=("jsonl", "vllm"),
+        help="--output format (default jsonl; vllm: vLLM bench serve JSON)",
     )
-    out.add_argument("--no-db", action="store_true", help="do not spool or load into the results DB")
+    out.add_argument(
+        "--no-db", action="store_true", help="do not spool or load into the results DB"
+    )
     out.add_argument("--campaign-run-id", help="attach to this campaign (Airflow dag_run_id)")
     out.add_argument("--dag-id", help="the campaign's DAG id")
     out.add_argument("--trigger", help="how the campaign was started (scheduled, manual, cli)")
@@ -135,7 +178,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             text = path.read_text() if not raw.lstrip().startswith("{") and path.is_file() else raw
             data = json.loads(text)
         except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--config is neither a JSON object nor a readable JSON file: {exc}") from None
+            raise ConfigError(
+                f"--config is neither a JSON object nor a readable JSON file: {exc}"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError("--config must hold a JSON object")
     for name in _CONFIG_FLAGS:
@@ -175,7 +220,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     campaign = None
     if run_id := getattr(args, "campaign_run_id", None):
         campaign = CampaignRef(
-            dag_run_id=run_id, dag_id=getattr(args, "dag_id", None), trigger=getattr(args, "trigger", "manual")
+            dag_run_id=run_id,
+            dag_id=getattr(args, "dag_id", None),
+            trigger=getattr(args, "trigger", "manual"),
         )
     primary = is_primary_rank()  # tensor-parallel peers run in lockstep; rank 0 alone reports
     quiet = getattr(args, "quiet", False) or not primary

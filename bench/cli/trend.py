@@ -61,12 +61,22 @@ def register(sub: Any) -> None:
         help="runs (nights) per configuration: shown, or in the rolling median (default 30 for "
         "metric_series, 7 for the comparisons)",
     )
-    p.add_argument("--campaign", metavar="DAG_RUN_ID", help="the campaign (Airflow dag_run_id; cli__<run_uid> for bench run)")
+    p.add_argument(
+        "--campaign",
+        metavar="DAG_RUN_ID",
+        help="the campaign (Airflow dag_run_id; cli__<run_uid> for bench run)",
+    )
     p.add_argument("--fingerprint", help="one configuration only")
-    p.add_argument("--slo-ttft-p99-ms", type=float, metavar="MS", help="best_batch_size: the TTFT p99 SLO")
-    p.add_argument("--since", metavar="TIME", help="request_percentiles: window start (ISO date/time)")
+    p.add_argument(
+        "--slo-ttft-p99-ms", type=float, metavar="MS", help="best_batch_size: the TTFT p99 SLO"
+    )
+    p.add_argument(
+        "--since", metavar="TIME", help="request_percentiles: window start (ISO date/time)"
+    )
     p.add_argument("--until", metavar="TIME", help="request_percentiles: window end, exclusive")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    p.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default table)"
+    )
     p.set_defaults(func=cmd_trend)
 
 

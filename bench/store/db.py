@@ -56,7 +56,9 @@ def resolve_url() -> str:
         except sa_exc.ArgumentError:
             raise ConfigError(f"{DB_URL_ENV} is not a SQLAlchemy URL") from None
         if parsed.get_backend_name() != "postgresql":
-            raise ConfigError(f"{DB_URL_ENV} must point at PostgreSQL, got {parsed.get_backend_name()!r}")
+            raise ConfigError(
+                f"{DB_URL_ENV} must point at PostgreSQL, got {parsed.get_backend_name()!r}"
+            )
         return url
     return start_embedded()
 
@@ -104,7 +106,9 @@ def is_disconnect(exc: BaseException) -> bool:
 
 def _translated(engine: sa.Engine, exc: BaseException) -> StoreError:
     if is_disconnect(exc):
-        return DatabaseUnavailable(f"results DB unreachable ({display_url(engine.url)}: {first_line(exc)})")
+        return DatabaseUnavailable(
+            f"results DB unreachable ({display_url(engine.url)}: {first_line(exc)})"
+        )
     return StoreError(f"results DB error: {first_line(exc)}")
 
 
@@ -167,7 +171,12 @@ def _running_uri(pgserver: Any, pgdata: Path) -> str | None:
     """The URI of a ready server on ``pgdata``, from its postmaster.pid."""
     try:
         info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata)
-        if info is None or not info.is_running() or info.status != "ready" or info.process.name() != "postgres":
+        if (
+            info is None
+            or not info.is_running()
+            or info.status != "ready"
+            or info.process.name() != "postgres"
+        ):
             return None
         return str(info.get_uri())
     except (AssertionError, ValueError, OSError, psutil.Error):  # pid file being written, or stale

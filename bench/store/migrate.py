@@ -66,7 +66,9 @@ def discover(directory: Path | None = None) -> list[Migration]:
             raise StoreError(f"migration file {path.name} is not named NNN_<verb>_<object>.sql")
         number = match.group(1)
         if number in found:
-            raise StoreError(f"migrations {found[number].name} and {path.name} share number {number}")
+            raise StoreError(
+                f"migrations {found[number].name} and {path.name} share number {number}"
+            )
         found[number] = Migration(path.name, path.read_text(encoding="utf-8"))
     return [found[n] for n in sorted(found)]
 
@@ -89,7 +91,9 @@ def status(engine: sa.Engine) -> list[MigrationState]:
         drift = "file changed since it was applied" if row and row[0] != m.checksum else None
         states.append(MigrationState(m.name, row[1] if row else None, drift))
     for name, (_, at) in sorted(done.items()):
-        states.append(MigrationState(name, at, "applied but no such file (code older than the DB?)"))
+        states.append(
+            MigrationState(name, at, "applied but no such file (code older than the DB?)")
+        )
     return states
 
 
@@ -109,7 +113,9 @@ def upgrade(engine: sa.Engine) -> list[str]:
             for m in migrations:
                 if m.name in done:
                     if done[m.name][0] != m.checksum:
-                        log.warning("migration %s changed since it was applied; not re-applied", m.name)
+                        log.warning(
+                            "migration %s changed since it was applied; not re-applied", m.name
+                        )
                     continue
                 _apply(conn, m)
                 applied_now.append(m.name)

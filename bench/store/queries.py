@@ -78,7 +78,9 @@ class NamedQuery:
     def bind_sql(self) -> str:
         """The body with ``:'x'`` -> ``CAST(:x AS text)``, comment lines dropped
         (SQLAlchemy would read a colon in a comment as a parameter)."""
-        body = "\n".join(line for line in self.text.splitlines() if not line.lstrip().startswith("--"))
+        body = "\n".join(
+            line for line in self.text.splitlines() if not line.lstrip().startswith("--")
+        )
 
         def bind(match: re.Match[str]) -> str:
             quoted, bare = match.groups()
@@ -106,7 +108,9 @@ def _parse(name: str, text: str) -> NamedQuery:
         if not match or match.group(2) not in PARAM_KINDS:
             raise StoreError(f"sql/queries/{name}.sql: bad param line {spec!r}")
         pname, kind, default, help_text = match.groups()
-        params.append(Param(pname, kind, "" if default == "''" else default, (help_text or "").strip()))
+        params.append(
+            Param(pname, kind, "" if default == "''" else default, (help_text or "").strip())
+        )
     return NamedQuery(
         name=name,
         question=" ".join(header.get("question", [""])),
@@ -163,7 +167,9 @@ def _coerce(q: NamedQuery, p: Param, value: Any) -> Any:
             try:
                 datetime.fromisoformat(text)
             except ValueError:
-                raise ConfigError(f"{where} must be an ISO date or time (2025-01-31, 2025-01-31T02:00Z), got {value!r}") from None
+                raise ConfigError(
+                    f"{where} must be an ISO date or time (2025-01-31, 2025-01-31T02:00Z), got {value!r}"
+                ) from None
         return text
     if p.kind in ("run_metric", "request_metric"):
         choices = RUN_METRICS if p.kind == "run_metric" else REQUEST_METRICS

@@ -198,10 +198,16 @@ def spool_and_load(result: RunResult) -> SpoolOutcome:
     others = [r for n, r in report.loaded if n != path.name and r.changed]
     also = f"; also loaded {len(others)} older spooled result(s)" if others else ""
     if own is not None:
-        message = f"result stored in the results DB as run {own.run_id} ({display_url(engine.url)}){also}"
+        message = (
+            f"result stored in the results DB as run {own.run_id} ({display_url(engine.url)}){also}"
+        )
         return SpoolOutcome(True, message, loaded_dir() / path.name)
     if (loaded_dir() / path.name).exists():  # a concurrent drain loaded it
-        return SpoolOutcome(True, f"result stored in the results DB ({display_url(engine.url)}){also}", loaded_dir() / path.name)
+        return SpoolOutcome(
+            True,
+            f"result stored in the results DB ({display_url(engine.url)}){also}",
+            loaded_dir() / path.name,
+        )
     if any(claims_dir().glob(f"{path.name}{_CLAIM_SEP}*")):
         return SpoolOutcome(False, "result is being loaded by a concurrent `bench db load`", path)
     error = next((e for n, e in report.failed if n == path.name), "not loaded")

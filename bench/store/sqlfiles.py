@@ -18,7 +18,9 @@ def sql_dir() -> Path:
     """``$BENCH_SQL_DIR`` (for installs outside a checkout) or ``<repo>/sql``."""
     path = Path(os.environ.get(SQL_DIR_ENV) or Path(__file__).resolve().parents[2] / "sql")
     if not (path / "migrations").is_dir():
-        raise StoreError(f"SQL files not found in {path} (set {SQL_DIR_ENV} to the project's sql/ folder)")
+        raise StoreError(
+            f"SQL files not found in {path} (set {SQL_DIR_ENV} to the project's sql/ folder)"
+        )
     return path
 
 

@@ -80,7 +80,11 @@ class LoadReport:
 
 def _utc(moment: datetime) -> datetime:
     """Aware UTC; a naive time is taken to be UTC already (never local time)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return (
+        moment.replace(tzinfo=timezone.utc)
+        if moment.tzinfo is None
+        else moment.astimezone(timezone.utc)
+    )
 
 
 def _jsonb(value: Any) -> str:
@@ -106,7 +110,9 @@ def _in_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
 # -- campaigns ----------------------------------------------------------------------------
 
 
-def ensure_campaign(engine: sa.Engine, campaign: CampaignRef, *, params: dict[str, Any], started_at: datetime) -> int:
+def ensure_campaign(
+    engine: sa.Engine, campaign: CampaignRef, *, params: dict[str, Any], started_at: datetime
+) -> int:
     """Create or refresh the campaign row of an Airflow DAG run; its id.
 
     Called by the DAG's first task, so the trigger form's ``params`` and the
@@ -139,7 +145,9 @@ def finish_campaign(engine: sa.Engine, dag_run_id: str, finished_at: datetime) -
 
     def work(conn: sa.Connection) -> None:
         found = conn.execute(
-            sa.text("UPDATE campaign SET finished_at = :finished_at WHERE dag_run_id = :dag_run_id RETURNING id"),
+            sa.text(
+                "UPDATE campaign SET finished_at = :finished_at WHERE dag_run_id = :dag_run_id RETURNING id"
+            ),
             {"finished_at": _utc(finished_at), "dag_run_id": dag_run_id},
         ).first()
         if found is None:
@@ -148,7 +156,14 @@ def finish_campaign(engine: sa.Engine, dag_run_id: str, finished_at: datetime) -
     _in_transaction(engine, work)
 
 
-def _insert_or_get(conn: sa.Connection, table: str, key: str, key_value: Any, insert_sql: str, params: Mapping[str, Any]) -> int:
+def _insert_or_get(
+    conn: sa.Connection,
+    table: str,
+    key: str,
+    key_value: Any,
+    insert_sql: str,
+    params: Mapping[str, Any],
+) -> int:
     """Id of the row whose unique ``key`` is ``key_value``, inserting it if missing.
 
     Reads first: the common case (the row exists) takes no lock and burns no
@@ -157,7 +172,9 @@ def _insert_or_get(conn: sa.Connection, table: str, key: str, key_value: Any, in
     select = sa.text(f"SELECT id FROM {table} WHERE {key} = :value")
     row_id = conn.execute(select, {"value": key_value}).scalar()
     if row_id is None:
-        row_id = conn.execute(sa.text(insert_sql + f" ON CONFLICT ({key}) DO NOTHING RETURNING id"), params).scalar()
+        row_id = conn.execute(
+            sa.text(insert_sql + f" ON CONFLICT ({key}) DO NOTHING RETURNING id"), params
+        ).scalar()
     if row_id is None:  # inserted by a concurrent writer that has committed meanwhile
         row_id = conn.execute(select, {"value": key_value}).scalar_one()
     return int(row_id)
@@ -183,10 +200,16 @@ def _environment_id(conn: sa.Connection, env: Mapping[str, Any] | None) -> int |
         return None
     known = {*ENVIRONMENT_COLUMNS, "packages", "extra", "fingerprint"}
     extra = dict(env.get("extra") or {})
-    extra.update({k: v for k, v in env.items() if k not in known})  # keep unknown keys, lose nothing
+    extra.update(
+        {k: v for k, v in env.items() if k not in known}
+    )  # keep unknown keys, lose nothing
     fingerprint = env.get("fingerprint") or sha256_hex(canonical_json(env))
     params = {name: env.get(name) for name in ENVIRONMENT_COLUMNS}
-    params |= {"fingerprint": fingerprint, "packages": _jsonb(env.get("packages") or {}), "extra": _jsonb(extra)}
+    params |= {
+        "fingerprint": fingerprint,
+        "packages": _jsonb(env.get("packages") or {}),
+        "extra": _jsonb(extra),
+    }
     columns = ", ".join(ENVIRONMENT_COLUMNS)
     values = ", ".join(f":{name}" for name in ENVIRONMENT_COLUMNS)
     return _insert_or_get(
@@ -204,7 +227,9 @@ def _identity(config: RunConfig, prompt_set: Mapping[str, Any]) -> dict[str, Any
     """What the fingerprint hashed; best effort for a run that died before
     its plan existed (no prompt set hash, device still "auto")."""
     try:
-        return config.identity(prompt_set_sha=str(prompt_set["sha"]), n_requests=int(prompt_set["n_requests"]))
+        return config.identity(
+            prompt_set_sha=str(prompt_set["sha"]), n_requests=int(prompt_set["n_requests"])
+        )
     except (KeyError, TypeError, ValueError, ConfigError):
         ident = config.to_dict()
         ident["prompt_set_sha"] = prompt_set.get("sha")
@@ -212,7 +237,9 @@ def _identity(config: RunConfig, prompt_set: Mapping[str, Any]) -> dict[str, Any
         return ident
 
 
-def _config_id(conn: sa.Connection, config: RunConfig, fingerprint: str, prompt_set: Mapping[str, Any]) -> int:
+def _config_id(
+    conn: sa.Connection, config: RunConfig, fingerprint: str, prompt_set: Mapping[str, Any]
+) -> int:
     identity = _identity(config, prompt_set)
     params = {
         "fingerprint": fingerprint,
@@ -253,7 +280,11 @@ def _copy_requests(conn: sa.Connection, run_id: int, result: RunResult) -> None:
         return
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(copyrows.COPY_SQL, copyrows.ChunkReader(copyrows.encode(run_id, result.requests)), size=1 << 20)
+        cursor.copy_expert(
+            copyrows.COPY_SQL,
+            copyrows.ChunkReader(copyrows.encode(run_id, result.requests)),
+            size=1 << 20,
+        )
     finally:
         cursor.close()
 
@@ -271,7 +302,9 @@ def _insert_summary(conn: sa.Connection, run_id: int, metrics: RunMetrics) -> No
 
 def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
     n_requests = len(result.requests)
-    existing = conn.execute(sa.text("SELECT id FROM run WHERE run_uid = :uid"), {"uid": result.run_uid}).scalar()
+    existing = conn.execute(
+        sa.text("SELECT id FROM run WHERE run_uid = :uid"), {"uid": result.run_uid}
+    ).scalar()
     if existing is not None:
         return LoadReport(int(existing), UNCHANGED, n_requests)
     campaign_id = _campaign_id(conn, result)
@@ -279,12 +312,16 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
     config_id = _config_id(conn, result.config, result.fingerprint, result.prompt_set)
     slot = {"campaign_id": campaign_id, "config_id": config_id}
     previous = conn.execute(
-        sa.text("SELECT id, started_at FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id FOR UPDATE"),
+        sa.text(
+            "SELECT id, started_at FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id FOR UPDATE"
+        ),
         slot,
     ).first()
     if previous is not None:
         if previous.started_at > _utc(result.started_at):
-            log.info("run %s is older than run %s of its slot; skipped", result.run_uid, previous.id)
+            log.info(
+                "run %s is older than run %s of its slot; skipped", result.run_uid, previous.id
+            )
             return LoadReport(int(previous.id), SUPERSEDED, n_requests)
         # request rows go with it (trigger), summary and regressions by cascade
         conn.execute(sa.text("DELETE FROM run WHERE id = :id"), {"id": previous.id})
@@ -347,7 +384,9 @@ def record_failure(
     row with the error and no requests (environment unknown), replacing any
     older attempt of (campaign, config). Its run id."""
     if status not in FAILURE_STATUSES:
-        raise ConfigError(f"a recorded failure's status is one of {', '.join(FAILURE_STATUSES)}, not {status!r}")
+        raise ConfigError(
+            f"a recorded failure's status is one of {', '.join(FAILURE_STATUSES)}, not {status!r}"
+        )
     result = RunResult(
         run_uid=f"failure-{uuid.uuid4().hex}",
         config=config,

@@ -24,6 +24,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from tests.procs import stop
+
 FLAGS = (
     "--headless",
     "--no-sandbox",  # needed as root (CI containers)
@@ -128,12 +130,7 @@ def chromium(binary: str, *, width: int = 1400, height: int = 900) -> Iterator[P
             )
             yield page
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
         shutil.rmtree(profile, ignore_errors=True)
 
 

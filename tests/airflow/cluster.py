@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,12 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.airflow_env import ADMIN_USER, admin_password, airflow_bin, airflow_environ, migrate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.procs import free_port
 
 
 @dataclass

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow.cluster import airflow_cluster, free_port
+from tests.airflow.cluster import airflow_cluster
 from tests.airflow.test_dag_run import RUNS, rows
 from tests.conftest import require_tool
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 

@@ -37,8 +37,9 @@ from bench.store.db import get_engine
 from bench.store.migrate import upgrade
 from bench.store.regressions import RegressionRow, replace_regressions
 from tests.airflow.chromium import chromium
-from tests.airflow.cluster import Cluster, free_port
+from tests.airflow.cluster import Cluster
 from tests.conftest import REPO, require_tool
+from tests.procs import free_port
 from tests.store import store_factory as f
 
 UI_ROUTE = "benchmarks"

@@ -40,6 +40,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.procs import stop
+
 SCRIPT_PREFIX = "SCRIPT:"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,10 +145,16 @@ class Stub:
             return web.json_response({"error": {"message": "bad key"}}, status=401)
         chat = request.path.endswith("/chat/completions")
         text = _prompt_text(body)
-        steps = json.loads(text[len(SCRIPT_PREFIX) :]) if text.startswith(SCRIPT_PREFIX) else _default_script(body)
+        steps = (
+            json.loads(text[len(SCRIPT_PREFIX) :])
+            if text.startswith(SCRIPT_PREFIX)
+            else _default_script(body)
+        )
         if steps and "status" in steps[0]:
             return web.json_response(steps[0].get("body", {}), status=steps[0]["status"])
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await resp.prepare(request)
         for step in steps:
             delay = t0 + float(step.get("at", 0.0)) - loop.time()
@@ -170,7 +178,11 @@ class Stub:
             elif step.get("done"):
                 data = b"data: [DONE]\n\n"
             elif "error" in step:
-                data = b"data: " + json.dumps({"error": {"message": step["error"], "code": 500}}).encode() + b"\n\n"
+                data = (
+                    b"data: "
+                    + json.dumps({"error": {"message": step["error"], "code": 500}}).encode()
+                    + b"\n\n"
+                )
             else:
                 data = step["raw"].encode()
             await resp.write(data)
@@ -201,12 +213,7 @@ def run_stub(key: str | None = None) -> Iterator[str]:
             raise RuntimeError(f"openai stub did not start (exit {proc.poll()})")
         yield f"http://127.0.0.1:{line}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
 
 
 def fetch_log(url: str) -> list[dict[str, Any]]:

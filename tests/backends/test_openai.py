@@ -46,7 +46,12 @@ def stub() -> Iterator[str]:
 
 def make_config(url: str, **kw: Any) -> RunConfig:
     options = {"base_url": url + "/v1", "tokenizer": "none", **kw.pop("options", {})}
-    base: dict[str, Any] = {"model": "stub", "backend": "openai", "device": "cpu", "precision": "fp32"}
+    base: dict[str, Any] = {
+        "model": "stub",
+        "backend": "openai",
+        "device": "cpu",
+        "precision": "fp32",
+    }
     return RunConfig(**{**base, **kw, "options": options})
 
 
@@ -80,10 +85,10 @@ def max_in_flight(records: list[RequestRecord]) -> int:
 def test_sse_decoder_reassembles_events_across_reads() -> None:
     dec = SSEDecoder()
     assert dec.feed('data: {"a":') == []
-    assert dec.feed(' 1}\n\ndata: [DONE]\n') == ['{"a": 1}']
+    assert dec.feed(" 1}\n\ndata: [DONE]\n") == ['{"a": 1}']
     assert dec.feed("\n") == ["[DONE]"]
     assert dec.feed(": keep-alive comment\n\nevent: ping\n\n") == []
-    assert dec.feed("data:{\"no\":\"space\"}\n\n") == ['{"no":"space"}']
+    assert dec.feed('data:{"no":"space"}\n\n') == ['{"no":"space"}']
     assert dec.feed("data: line1\ndata: line2\n\n") == ["line1\nline2"]
 
 
@@ -113,12 +118,16 @@ def test_token_times_are_when_the_server_sent_content(stub: str, endpoint: str) 
     this measures the client's error alone."""
     marker = f"stamp-{uuid.uuid4().hex}"
     steps = [{"at": 0.0, "role": True}, {"at": 0.05, "empty": True}]
-    steps += [{"at": 0.06 + 0.01 * i, "text": f"t{i}"} for i in range(10)] + [{"at": 0.16, "done": True}]
+    steps += [{"at": 0.06 + 0.01 * i, "text": f"t{i}"} for i in range(10)] + [
+        {"at": 0.16, "done": True}
+    ]
     config = make_config(stub, options={"endpoint": endpoint, "served_model": marker})
     [record] = execute(config, [script_prompt(steps)])
     [entry] = [e for e in fetch_log(stub) if e["body"]["model"] == marker]
     assert record.success and len(record.token_times) == len(entry["sent"]) == 10
-    lag_ms = [(got - sent) * 1e3 for got, sent in zip(record.token_times, entry["sent"], strict=True)]
+    lag_ms = [
+        (got - sent) * 1e3 for got, sent in zip(record.token_times, entry["sent"], strict=True)
+    ]
     assert all(lag > 0 for lag in lag_ms)  # never before the chunk left the server
     assert float(np.median(lag_ms)) < 2.0
     assert max(lag_ms) < ONE_VALUE_SLACK_MS
@@ -148,7 +157,12 @@ def test_failures_become_records_not_exceptions(stub: str) -> None:
         "unterminated error": [role, tok, {"at": 0.04, "raw": 'data: {"error": "kaput"}'}],
         "dropped": [role, tok, {"at": 0.04, "abort": True}],
         "hang": [role, tok, {"at": 0.04, "hang": True}],
-        "no content": [role, {"at": 0.01, "empty": True}, {"at": 0.02, "usage": [5, 0]}, {"at": 0.02, "done": True}],
+        "no content": [
+            role,
+            {"at": 0.01, "empty": True},
+            {"at": 0.02, "usage": [5, 0]},
+            {"at": 0.02, "done": True},
+        ],
         "malformed": [role, {"at": 0.01, "raw": "data: {not json\n\n"}],
         "ok": [role, tok, {"at": 0.03, "text": "b"}, {"at": 0.03, "done": True}],
     }
@@ -158,7 +172,9 @@ def test_failures_become_records_not_exceptions(stub: str) -> None:
     elapsed = time.perf_counter() - started
     by_name = dict(zip(scripts, records, strict=True))
     assert [r.request_index for r in records] == list(range(len(scripts)))
-    assert by_name["ok"].success and by_name["ok"].error is None and by_name["ok"].output_tokens == 2
+    assert (
+        by_name["ok"].success and by_name["ok"].error is None and by_name["ok"].output_tokens == 2
+    )
     failed = {name: r.error or "" for name, r in by_name.items() if not r.success}
     assert set(failed) == set(scripts) - {"ok"}
     assert failed["429"] == "HTTP 429: slow down"
@@ -175,7 +191,10 @@ def test_failures_become_records_not_exceptions(stub: str) -> None:
 
 
 def test_timeout_covers_a_server_that_never_answers(stub: str) -> None:
-    [r] = results(make_config(stub, options={"request_timeout_s": 0.3}), [script_prompt([{"at": 0.0, "hang": True}])])
+    [r] = results(
+        make_config(stub, options={"request_timeout_s": 0.3}),
+        [script_prompt([{"at": 0.0, "hang": True}])],
+    )
     assert not r.success and r.error == "timeout: response not complete after 0.3 s"
     assert r.ttft_ms is None
 
@@ -184,7 +203,9 @@ def test_timeout_covers_a_server_that_never_answers(stub: str) -> None:
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
-def test_without_usage_tokens_are_counted_with_the_tokenizer(stub: str, tiny_model: Path, endpoint: str) -> None:
+def test_without_usage_tokens_are_counted_with_the_tokenizer(
+    stub: str, tiny_model: Path, endpoint: str
+) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -202,7 +223,11 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(stub: str, tiny_mod
     assert expected_out > 2  # more tokens than chunks: the count is not the chunk count
     assert r.output_tokens == expected_out
     if endpoint == "chat":
-        expected_in = len(tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True))
+        expected_in = len(
+            tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True
+            )
+        )
     else:
         expected_in = len(tok(prompt)["input_ids"])
     assert r.input_tokens == expected_in
@@ -211,7 +236,9 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(stub: str, tiny_mod
     assert r.output_tokens == 2 and r.input_tokens == 0
 
 
-def test_request_body_and_api_key(stub: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_request_body_and_api_key(
+    stub: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("STUB_KEY", "sekret")
     marker = f"body-{uuid.uuid4().hex}"
     config = make_config(
@@ -258,7 +285,10 @@ def test_request_body_and_api_key(stub: str, monkeypatch: pytest.MonkeyPatch, ca
 
 def test_eos_fields_are_left_out_when_asked(stub: str) -> None:
     marker = f"eos-{uuid.uuid4().hex}"
-    results(make_config(stub, options={"send_ignore_eos": False, "include_usage": False}), [marker + "a"])
+    results(
+        make_config(stub, options={"send_ignore_eos": False, "include_usage": False}),
+        [marker + "a"],
+    )
     results(make_config(stub, ignore_eos=False), [marker + "b"])
     bodies = {e["body"]["prompt"]: e["body"] for e in fetch_log(stub) if marker in str(e["body"])}
     for body in bodies.values():
@@ -267,7 +297,9 @@ def test_eos_fields_are_left_out_when_asked(stub: str) -> None:
     assert bodies[marker + "b"]["stream_options"] == {"include_usage": True}
 
 
-def test_outputs_short_of_max_new_tokens_are_flagged(stub: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_outputs_short_of_max_new_tokens_are_flagged(
+    stub: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """With EOS ignored every output should be max_new_tokens long; a server
     that stops early (doesn't honour ignore_eos) is called out."""
     caplog.set_level(logging.WARNING, logger="bench.backends.openai")
@@ -283,7 +315,9 @@ def test_outputs_short_of_max_new_tokens_are_flagged(stub: str, caplog: pytest.L
 
 
 def _slow(seconds: float) -> str:
-    return script_prompt([{"at": 0.0, "role": True}, {"at": seconds, "text": "x"}, {"at": seconds, "done": True}])
+    return script_prompt(
+        [{"at": 0.0, "role": True}, {"at": seconds, "text": "x"}, {"at": seconds, "done": True}]
+    )
 
 
 def test_closed_loop_keeps_exactly_concurrency_requests_in_flight(stub: str) -> None:
@@ -329,15 +363,21 @@ def _closed_port() -> int:
 
 def test_unreachable_endpoint_fails_setup() -> None:
     backend = OpenAIBackend(make_config(f"http://127.0.0.1:{_closed_port()}"))
-    with pytest.raises(ModelLoadError, match=r"cannot reach the endpoint http://127\.0\.0\.1:\d+/v1/models"):
+    with pytest.raises(
+        ModelLoadError, match=r"cannot reach the endpoint http://127\.0\.0\.1:\d+/v1/models"
+    ):
         backend.load()
     backend.close()
 
 
 def test_rejected_credentials_fail_setup(stub: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUB_KEY", "wrong")
-    backend = OpenAIBackend(make_config(stub, options={"base_url": stub + "/auth/v1", "api_key_env": "STUB_KEY"}))
-    with pytest.raises(ConfigError, match=r"refused the credentials \(HTTP 401\); put the API key in \$STUB_KEY"):
+    backend = OpenAIBackend(
+        make_config(stub, options={"base_url": stub + "/auth/v1", "api_key_env": "STUB_KEY"})
+    )
+    with pytest.raises(
+        ConfigError, match=r"refused the credentials \(HTTP 401\); put the API key in \$STUB_KEY"
+    ):
         backend.load()
     backend.close()
     monkeypatch.delenv("STUB_KEY")
@@ -365,21 +405,47 @@ def test_bad_options_are_rejected_when_the_config_is_built(kw: dict[str, Any], m
     options = {"base_url": "http://127.0.0.1:9/v1", **kw.pop("options", {})}
     options = {k: v for k, v in options.items() if v is not None}
     with pytest.raises(ConfigError, match=match):
-        RunConfig(model="m", backend="openai", device="cpu", precision="fp32", options=options, **kw)
+        RunConfig(
+            model="m", backend="openai", device="cpu", precision="fp32", options=options, **kw
+        )
 
 
 def test_load_shape_from_config() -> None:
     """Campaign options are shared by every matrix point: the open-loop knobs
     shape request_rate points and a closed-loop point ignores them."""
-    options = {"base_url": "http://127.0.0.1:9/v1", "max_concurrency": 8, "burstiness": 0.5, "max_duration_s": 60}
-    base = {"model": "m", "backend": "openai", "device": "cpu", "precision": "fp32", "seed": 3, "options": options}
+    options = {
+        "base_url": "http://127.0.0.1:9/v1",
+        "max_concurrency": 8,
+        "burstiness": 0.5,
+        "max_duration_s": 60,
+    }
+    base = {
+        "model": "m",
+        "backend": "openai",
+        "device": "cpu",
+        "precision": "fp32",
+        "seed": 3,
+        "options": options,
+    }
     closed = load_shape(RunConfig(**base, concurrency=4))
-    assert (closed.open_loop, closed.concurrency, closed.in_flight_limit, closed.max_duration_s) == (False, 4, 4, 60)
+    assert (
+        closed.open_loop,
+        closed.concurrency,
+        closed.in_flight_limit,
+        closed.max_duration_s,
+    ) == (False, 4, 4, 60)
     opened = load_shape(RunConfig(**base, request_rate=2.0))
-    assert (opened.request_rate, opened.burstiness, opened.max_concurrency, opened.seed) == (2.0, 0.5, 8, 3)
+    assert (opened.request_rate, opened.burstiness, opened.max_concurrency, opened.seed) == (
+        2.0,
+        0.5,
+        8,
+        3,
+    )
     both = load_shape(RunConfig(**base, request_rate=2.0, concurrency=4))
     assert both.open_loop and both.max_concurrency == 4  # the smaller cap wins
-    assert load_shape(RunConfig(**{**base, "options": {"base_url": "http://h/v1"}})).concurrency == 1
+    assert (
+        load_shape(RunConfig(**{**base, "options": {"base_url": "http://h/v1"}})).concurrency == 1
+    )
 
 
 def test_url_helpers() -> None:

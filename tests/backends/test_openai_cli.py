@@ -50,7 +50,16 @@ def test_cli_run_matches_the_script(
     stub: str, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out.jsonl"
-    argv = _argv(stub, tiny_model, _prompts(tmp_path, 8), "--endpoint", "chat", "--no-db", "--output", str(out))
+    argv = _argv(
+        stub,
+        tiny_model,
+        _prompts(tmp_path, 8),
+        "--endpoint",
+        "chat",
+        "--no-db",
+        "--output",
+        str(out),
+    )
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "tiny-llama/fp32/c4  backend=openai" in printed
@@ -72,7 +81,16 @@ def test_cli_run_matches_the_script(
 
 def test_cli_vllm_export(stub: str, tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "vllm.json"
-    argv = _argv(stub, tiny_model, _prompts(tmp_path, 6, failing=2), "--no-db", "--output", str(out), "--format", "vllm")
+    argv = _argv(
+        stub,
+        tiny_model,
+        _prompts(tmp_path, 6, failing=2),
+        "--no-db",
+        "--output",
+        str(out),
+        "--format",
+        "vllm",
+    )
     assert main(argv) == 0
     data = json.loads(out.read_text())
     assert data["backend"] == data["endpoint_type"] == "openai"
@@ -87,7 +105,12 @@ def test_cli_vllm_export(stub: str, tiny_model: Path, tmp_path: Path) -> None:
         assert data["itls"][i] == pytest.approx([0.030, 0.030], abs=ONE_VALUE_SLACK_MS / 1e3)
         assert data["output_lens"][i] == 3 and data["input_lens"][i] == 7
     for i in set(range(8)) - set(ok):
-        assert (data["ttfts"][i], data["itls"][i], data["latencies"][i], data["output_lens"][i]) == (0.0, [], 0.0, 0)
+        assert (
+            data["ttfts"][i],
+            data["itls"][i],
+            data["latencies"][i],
+            data["output_lens"][i],
+        ) == (0.0, [], 0.0, 0)
     for metric in ("ttft", "tpot", "itl", "e2el"):
         for stat in ("mean", "median", "std", "p50", "p90", "p95", "p99"):
             assert isinstance(data[f"{stat}_{metric}_ms"], float), (stat, metric)
@@ -100,7 +123,9 @@ def test_cli_vllm_export(stub: str, tiny_model: Path, tmp_path: Path) -> None:
 
 def test_vllm_export_equals_our_metrics(stub: str, tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    assert main(_argv(stub, tiny_model, _prompts(tmp_path, 4), "--no-db", "--output", str(out))) == 0
+    assert (
+        main(_argv(stub, tiny_model, _prompts(tmp_path, 4), "--no-db", "--output", str(out))) == 0
+    )
     result = read_jsonl(out)
     m = result.metrics
     assert m is not None
@@ -112,25 +137,41 @@ def test_vllm_export_equals_our_metrics(stub: str, tiny_model: Path, tmp_path: P
     assert data["latencies"] == [r.e2e_ms / 1e3 for r in result.requests if r.e2e_ms is not None]
     ttfts = [r.ttft_ms for r in result.requests if r.ttft_ms is not None]
     mean = sum(ttfts) / len(ttfts)
-    assert data["std_ttft_ms"] == pytest.approx((sum((t - mean) ** 2 for t in ttfts) / len(ttfts)) ** 0.5)
+    assert data["std_ttft_ms"] == pytest.approx(
+        (sum((t - mean) ** 2 for t in ttfts) / len(ttfts)) ** 0.5
+    )
 
 
-def test_format_needs_output(stub: str, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_format_needs_output(
+    stub: str, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(_argv(stub, tiny_model, _prompts(tmp_path, 1), "--no-db", "--format", "vllm")) == 2
     assert "--format applies to --output" in capsys.readouterr().err
 
 
-def test_missing_base_url_is_a_one_line_error(tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--backend", "openai", "--model", str(tiny_model), "--device", "cpu", "--no-db"]) == 2
+def test_missing_base_url_is_a_one_line_error(
+    tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            ["run", "--backend", "openai", "--model", str(tiny_model), "--device", "cpu", "--no-db"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.strip() == "bench: error: the openai backend needs base_url (--base-url http://host:8000/v1)"
+    assert (
+        err.strip()
+        == "bench: error: the openai backend needs base_url (--base-url http://host:8000/v1)"
+    )
 
 
 @pytest.mark.slow
 def test_cli_run_is_stored(stub: str, tiny_model: Path, tmp_path: Path, db_url: str) -> None:
     import sqlalchemy as sa
 
-    argv = _argv(stub, tiny_model, _prompts(tmp_path, 4), "--request-rate", "50", "--max-concurrency", "2")
+    argv = _argv(
+        stub, tiny_model, _prompts(tmp_path, 4), "--request-rate", "50", "--max-concurrency", "2"
+    )
     argv.remove("--concurrency")
     argv.remove("4")
     assert main(argv) == 0

@@ -15,7 +15,6 @@ What 4.55's server has, and what these tests pin down:
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from bench.backends.openai import OpenAIBackend
 from bench.config import RunConfig
 from bench.prompts import Prompt, load_prompt_set
 from bench.runner import run_benchmark
+from tests.procs import free_port, stop
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +39,13 @@ MAX_NEW_TOKENS = 16
 READY_TIMEOUT_S = 120.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(url + "/openapi.json", timeout=2) as resp:
                 if resp.status == 200:
@@ -57,7 +53,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    pytest.fail(f"transformers serve not ready after {READY_TIMEOUT_S:g} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"transformers serve not ready after {READY_TIMEOUT_S:g} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +63,21 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     exe = Path(sys.executable).with_name("transformers")
     if not exe.exists():
         pytest.fail(f"{exe} missing: the dev extra installs transformers' serve dependencies")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log_level", "warning"]
+    cmd = [
+        str(exe),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--log_level",
+        "warning",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -76,16 +85,16 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_ready(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 20)
 
 
 def _config(url: str, model: Path, **kw: Any) -> RunConfig:
-    options = {"base_url": url + "/v1", "endpoint": "chat", "send_ignore_eos": False, **kw.pop("options", {})}
+    options = {
+        "base_url": url + "/v1",
+        "endpoint": "chat",
+        "send_ignore_eos": False,
+        **kw.pop("options", {}),
+    }
     return RunConfig(
         model=str(model),
         backend="openai",
@@ -99,7 +108,9 @@ def _config(url: str, model: Path, **kw: Any) -> RunConfig:
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_chat_stream_from_transformers_serve(serve_url: str, tiny_model: Path, concurrency: int) -> None:
+def test_chat_stream_from_transformers_serve(
+    serve_url: str, tiny_model: Path, concurrency: int
+) -> None:
     from transformers import AutoTokenizer
 
     result = run_benchmark(_config(serve_url, tiny_model, concurrency=concurrency))
@@ -111,7 +122,11 @@ def test_chat_stream_from_transformers_serve(serve_url: str, tiny_model: Path, c
     for r in result.requests:
         assert r.success, r.error
         # No usage in 4.55's stream: input tokens are the chat template's count.
-        expected_in = len(tok.apply_chat_template(prompts[r.request_index].as_messages(), add_generation_prompt=True))
+        expected_in = len(
+            tok.apply_chat_template(
+                prompts[r.request_index].as_messages(), add_generation_prompt=True
+            )
+        )
         assert r.input_tokens == expected_in
         assert 1 <= r.output_tokens <= MAX_NEW_TOKENS
         assert r.ttft_ms is not None and r.e2e_ms is not None

@@ -86,7 +86,9 @@ AutoConfig.register("bench-delay", DelayConfig, exist_ok=True)
 AutoModelForCausalLM.register(DelayConfig, DelayModel, exist_ok=True)
 
 
-def save_delay_model(out: Path, tokenizer_dir: Path, *, remote_code: bool = False, **config: object) -> Path:
+def save_delay_model(
+    out: Path, tokenizer_dir: Path, *, remote_code: bool = False, **config: object
+) -> Path:
     """A model dir: the delay model + the tiny model's tokenizer. With
     ``remote_code`` the model's source is saved beside it (``auto_map``), so
     another process loads it with ``trust_remote_code=True``."""

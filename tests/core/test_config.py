@@ -102,10 +102,16 @@ def test_label_names_model_precision_and_load_point() -> None:
 
 def test_operational_backend_options_stay_out_of_the_fingerprint() -> None:
     endpoint = RunConfig(
-        model="m", backend="openai", device="cuda", concurrency=4, options={"base_url": "http://a:8000/v1"}
+        model="m",
+        backend="openai",
+        device="cuda",
+        concurrency=4,
+        options={"base_url": "http://a:8000/v1"},
     )
     fp = endpoint.fingerprint(**ID)
-    moved_key = endpoint.replace(options={**endpoint.options, "api_key_env": "TEAM_KEY", "request_timeout_s": 30.0})
+    moved_key = endpoint.replace(
+        options={**endpoint.options, "api_key_env": "TEAM_KEY", "request_timeout_s": 30.0}
+    )
     assert moved_key.fingerprint(**ID) == fp
     other_server = endpoint.replace(options={"base_url": "http://b:8000/v1"})
     assert other_server.fingerprint(**ID) != fp

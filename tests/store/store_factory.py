@@ -36,12 +36,23 @@ def environment(host: str = "node-1", driver: str = "1.19.0") -> dict[str, Any]:
     return env
 
 
-def config(model: str = "tiny", precision: str = "fp32", batch_size: int = 1, **kw: Any) -> RunConfig:
-    return RunConfig(model=model, precision=precision, batch_size=batch_size, device="cpu", backend="hf",
-                     max_new_tokens=kw.pop("max_new_tokens", 4), **kw)
+def config(
+    model: str = "tiny", precision: str = "fp32", batch_size: int = 1, **kw: Any
+) -> RunConfig:
+    return RunConfig(
+        model=model,
+        precision=precision,
+        batch_size=batch_size,
+        device="cpu",
+        backend="hf",
+        max_new_tokens=kw.pop("max_new_tokens", 4),
+        **kw,
+    )
 
 
-def requests(ttfts: Sequence[float], *, n_tokens: int = 4, gap_ms: float = 2.0) -> tuple[RequestResult, ...]:
+def requests(
+    ttfts: Sequence[float], *, n_tokens: int = 4, gap_ms: float = 2.0
+) -> tuple[RequestResult, ...]:
     out = []
     for i, ttft in enumerate(ttfts):
         itl = tuple(gap_ms + 0.125 * k + 0.001 * i for k in range(n_tokens - 1))

@@ -33,15 +33,22 @@ def test_db_upgrade_and_status(db_url: str, capsys: pytest.CaptureFixture[str]) 
     rc, out, _ = run_cli(capsys, "db", "upgrade")
     assert rc == 0 and "schema up to date" in out
     rc, out, _ = run_cli(capsys, "db", "status")
-    assert rc == 0 and "PENDING" not in out and "0 ok runs" in out and "spool:      0 result(s)" in out
+    assert (
+        rc == 0 and "PENDING" not in out and "0 ok runs" in out and "spool:      0 result(s)" in out
+    )
 
 
 @pytest.fixture
 def loaded(engine: sa.Engine) -> list:
     results = [
-        f.result(f.config(batch_size=bs), ttfts=[10.0 * bs + night] * 4, campaign=f.nightly(night),
-                 started_at=f.T0 + timedelta(days=night, minutes=bs))
-        for night in range(3) for bs in (1, 2)
+        f.result(
+            f.config(batch_size=bs),
+            ttfts=[10.0 * bs + night] * 4,
+            campaign=f.nightly(night),
+            started_at=f.T0 + timedelta(days=night, minutes=bs),
+        )
+        for night in range(3)
+        for bs in (1, 2)
     ]
     for r in results:
         writer.load(engine, r)
@@ -51,37 +58,64 @@ def loaded(engine: sa.Engine) -> list:
 def test_trend_table(loaded: list, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_cli(capsys, "trend", "--model", "tiny", "--last", "2")
     lines = out.splitlines()
-    assert rc == 0 and lines[0].split() == ["label", "fingerprint", "run_id", "started_at", "dag_run_id", "value"]
+    assert rc == 0 and lines[0].split() == [
+        "label",
+        "fingerprint",
+        "run_id",
+        "started_at",
+        "dag_run_id",
+        "value",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["tiny/fp32/bs1"] * 2 + ["tiny/fp32/bs2"] * 2
     assert [line.split()[-1] for line in lines[1:]] == ["11.000", "12.000", "21.000", "22.000"]
     assert "2025-01-03 02:01:00" in out
 
 
 def test_trend_csv_and_json(loaded: list, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = run_cli(capsys, "trend", "--model", "tiny", "--metric", "ttft_p99_ms", "--format", "csv")
+    rc, out, _ = run_cli(
+        capsys, "trend", "--model", "tiny", "--metric", "ttft_p99_ms", "--format", "csv"
+    )
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and len(rows) == 6 and rows[0]["fingerprint"] == loaded[0].fingerprint
     assert float(rows[0]["value"]) == 10.0
-    rc, out, _ = run_cli(capsys, "trend", "--query", "latest_vs_previous", "--model", "tiny", "--format", "json")
+    rc, out, _ = run_cli(
+        capsys, "trend", "--query", "latest_vs_previous", "--model", "tiny", "--format", "json"
+    )
     data = json.loads(out)
     assert rc == 0 and [(d["label"], d["latest"], d["previous"]) for d in data] == [
-        ("tiny/fp32/bs1", 12.0, 11.0), ("tiny/fp32/bs2", 22.0, 21.0)]
+        ("tiny/fp32/bs1", 12.0, 11.0),
+        ("tiny/fp32/bs2", 22.0, 21.0),
+    ]
     assert data[0]["started_at"] == "2025-01-03T02:01:00+00:00"
 
 
 def test_trend_other_queries(loaded: list, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_cli(capsys, "trend", "--query", "best_batch_size", "--slo-ttft-p99-ms", "15")
     assert rc == 0 and out.splitlines()[1].split()[6] == "1"
-    rc, out, _ = run_cli(capsys, "trend", "--query", "campaign_vs_baseline", "--campaign", f.nightly(2).dag_run_id)
+    rc, out, _ = run_cli(
+        capsys, "trend", "--query", "campaign_vs_baseline", "--campaign", f.nightly(2).dag_run_id
+    )
     assert rc == 0 and len(out.splitlines()) == 3
-    rc, out, _ = run_cli(capsys, "trend", "--query", "request_percentiles", "--model", "tiny", "--since", "2025-01-03")
+    rc, out, _ = run_cli(
+        capsys,
+        "trend",
+        "--query",
+        "request_percentiles",
+        "--model",
+        "tiny",
+        "--since",
+        "2025-01-03",
+    )
     assert rc == 0 and out.splitlines()[1].split()[2:4] == ["1", "4"]
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "tiny", "--metric", "ttft_p50"], "unknown metric 'ttft_p50'; choose one of: n_requests,"),
+        (
+            ["--model", "tiny", "--metric", "ttft_p50"],
+            "unknown metric 'ttft_p50'; choose one of: n_requests,",
+        ),
         (["--metric", "ttft_p50_ms"], "query metric_series needs --model"),
         (["--query", "best_batch_size"], "needs --slo-ttft-p99-ms"),
         (["--query", "campaign_vs_baseline", "--campaign", "c", "--model", "m"], "has no --model"),
@@ -89,8 +123,16 @@ def test_trend_other_queries(loaded: list, capsys: pytest.CaptureFixture[str]) -
         (["--model", "m", "--last", "0"], "--last must be a positive integer"),
     ],
 )
-def test_trend_bad_input_is_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENCH_DB_URL", f"postgresql+psycopg2://u:p@/x?host={tmp_path}")  # never reached
+def test_trend_bad_input_is_one_line(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "BENCH_DB_URL", f"postgresql+psycopg2://u:p@/x?host={tmp_path}"
+    )  # never reached
     rc, out, err = run_cli(capsys, "trend", *argv)
     assert rc == 2 and out == ""
     assert err.startswith("bench: error: ") and err.count("\n") == 1 and message in err
@@ -104,9 +146,24 @@ def test_trend_with_no_rows(engine: sa.Engine, capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.slow
-def test_bench_run_then_trend_then_reload(tiny_model: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run_cli(capsys, "run", "--model", str(tiny_model), "--device", "cpu", "--precision", "fp32",
-                           "--max-new-tokens", "4", "--limit", "4", "-q")
+def test_bench_run_then_trend_then_reload(
+    tiny_model: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = run_cli(
+        capsys,
+        "run",
+        "--model",
+        str(tiny_model),
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--max-new-tokens",
+        "4",
+        "--limit",
+        "4",
+        "-q",
+    )
     assert rc == 0, err
     assert "result stored in the results DB as run " in err
     [spooled] = loaded_dir().glob("*.jsonl")
@@ -119,9 +176,15 @@ def test_bench_run_then_trend_then_reload(tiny_model: Path, db_url: str, capsys:
     assert rc == 0 and out.splitlines()[1].startswith("tiny-llama/fp32/bs1")
 
     engine = sa.create_engine(db_url)
-    before = [count(engine, f"SELECT count(*) FROM {t}") for t in ("run", "request_result", "run_summary", "campaign")]
+    before = [
+        count(engine, f"SELECT count(*) FROM {t}")
+        for t in ("run", "request_result", "run_summary", "campaign")
+    ]
     assert before == [1, 4, 1, 1]
     rc, out, _ = run_cli(capsys, "db", "load", str(spooled))
     assert rc == 0 and "0 loaded, 1 unchanged" in out
-    assert [count(engine, f"SELECT count(*) FROM {t}") for t in ("run", "request_result", "run_summary", "campaign")] == before
+    assert [
+        count(engine, f"SELECT count(*) FROM {t}")
+        for t in ("run", "request_result", "run_summary", "campaign")
+    ] == before
     engine.dispose()

@@ -54,8 +54,11 @@ def test_embedded_server_concurrent_first_starts(bench_home: Path) -> None:
         pid = int((pgdata_dir() / "postmaster.pid").read_text().split()[0])
         assert psutil.Process(pid).name() == "postgres"
         postmasters = [
-            p for p in psutil.process_iter(["name", "cmdline"])
-            if p.info["name"] == "postgres" and str(pgdata_dir()) in " ".join(p.info["cmdline"] or ()) and p.ppid() != pid
+            p
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "postgres"
+            and str(pgdata_dir()) in " ".join(p.info["cmdline"] or ())
+            and p.ppid() != pid
         ]
         assert [p.pid for p in postmasters] == [pid]
         url = resolve_url()  # reuses the running server

@@ -32,7 +32,9 @@ CONTRACT = {
 def columns(engine: sa.Engine, table: str) -> dict[str, str]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = :t"),
+            sa.text(
+                "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = :t"
+            ),
             {"t": table},
         )
         return dict(rows.all())
@@ -68,10 +70,14 @@ def test_schema_has_the_contract_columns(engine: sa.Engine) -> None:
 def test_unique_keys_and_checks(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         uniques = set(
-            conn.execute(sa.text("SELECT conname FROM pg_constraint WHERE contype IN ('u', 'p')")).scalars()
+            conn.execute(
+                sa.text("SELECT conname FROM pg_constraint WHERE contype IN ('u', 'p')")
+            ).scalars()
         )
         checks = " ".join(
-            conn.execute(sa.text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'")).scalars()
+            conn.execute(
+                sa.text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'")
+            ).scalars()
         )
     assert {
         "campaign_dag_run_id_key",
@@ -87,7 +93,9 @@ def test_concurrent_upgrades_apply_each_migration_once(db_url: str) -> None:
     procs = [bench_proc("db", "upgrade") for _ in range(3)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
-    applied = [line for out, _ in outputs for line in out.splitlines() if line.startswith("applied ")]
+    applied = [
+        line for out, _ in outputs for line in out.splitlines() if line.startswith("applied ")
+    ]
     names = [m.name for m in migrate.discover()]
     assert sorted(applied) == sorted(f"applied {n}" for n in names)  # each exactly once, by someone
     assert count(get_engine(db_url), "SELECT count(*) FROM schema_migrations") == len(names)
@@ -101,7 +109,9 @@ def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return target
 
 
-def test_status_reports_a_migration_edited_after_it_was_applied(db_url: str, sql_copy: Path) -> None:
+def test_status_reports_a_migration_edited_after_it_was_applied(
+    db_url: str, sql_copy: Path
+) -> None:
     engine = get_engine(db_url)
     migrate.upgrade(engine)
     path = sql_copy / "migrations" / "006_create_regression.sql"
@@ -117,7 +127,9 @@ def test_a_failing_migration_leaves_nothing_behind(db_url: str, sql_copy: Path) 
     (sql_copy / "migrations" / "009_break_things.sql").write_text(
         "CREATE TABLE half_done (x int);\nSELECT no_such_function();\n"
     )
-    with pytest.raises(StoreError, match=r"migration 009_break_things.sql failed: .*no_such_function"):
+    with pytest.raises(
+        StoreError, match=r"migration 009_break_things.sql failed: .*no_such_function"
+    ):
         migrate.upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regclass('half_done')")).scalar() is None

@@ -49,8 +49,14 @@ def history(engine: sa.Engine) -> dict[tuple[int, int], RunResult]:
         for bs in BATCH_SIZES:
             loaded[bs, night] = nightly_result(bs, night)
             writer.load(engine, loaded[bs, night])
-    oom = f.result(f.config(model="m", batch_size=8), campaign=f.nightly(NIGHTS - 1), status="oom",
-                   error="OutOfMemoryError", reqs=(), started_at=f.T0 + timedelta(days=NIGHTS - 1, minutes=8))
+    oom = f.result(
+        f.config(model="m", batch_size=8),
+        campaign=f.nightly(NIGHTS - 1),
+        status="oom",
+        error="OutOfMemoryError",
+        reqs=(),
+        started_at=f.T0 + timedelta(days=NIGHTS - 1, minutes=8),
+    )
     writer.load(engine, oom)
     writer.load(engine, nightly_result(1, 3, model="other"))
     return loaded
@@ -62,18 +68,33 @@ def test_metric_series(engine: sa.Engine, history: dict) -> None:
         (f"m/fp32/bs{bs}", ttft(bs, n)) for bs in BATCH_SIZES for n in (7, 8, 9)
     ]
     assert rows[0]["dag_run_id"] == f.nightly(7).dag_run_id and rows[0]["run_id"]
-    one = queries.run_query(engine, "metric_series", model="m", fingerprint=history[2, 0].fingerprint,
-                            metric="output_tokens_per_s", last=100)
+    one = queries.run_query(
+        engine,
+        "metric_series",
+        model="m",
+        fingerprint=history[2, 0].fingerprint,
+        metric="output_tokens_per_s",
+        last=100,
+    )
     assert [r["value"] for r in one] == pytest.approx([200.0] * NIGHTS)
     assert [r["started_at"] for r in one] == [history[2, n].started_at for n in range(NIGHTS)]
 
 
 def test_latest_vs_previous(engine: sa.Engine, history: dict) -> None:
     rows = queries.run_query(engine, "latest_vs_previous", model="m", last=5)
-    assert [r["label"] for r in rows] == ["m/fp32/bs1", "m/fp32/bs2", "m/fp32/bs4"]  # the oom config has no ok run
+    assert [r["label"] for r in rows] == [
+        "m/fp32/bs1",
+        "m/fp32/bs2",
+        "m/fp32/bs4",
+    ]  # the oom config has no ok run
     for bs, row in zip(BATCH_SIZES, rows, strict=True):
         latest, previous, median = ttft(bs, 9), ttft(bs, 8), ttft(bs, 6)  # median of nights 4..8
-        assert (row["latest"], row["previous"], row["rolling_median"], row["n_baseline"]) == (latest, previous, median, 5)
+        assert (row["latest"], row["previous"], row["rolling_median"], row["n_baseline"]) == (
+            latest,
+            previous,
+            median,
+            5,
+        )
         assert row["previous_change_pct"] == pytest.approx(100 * (latest - previous) / previous)
         assert row["median_change_pct"] == pytest.approx(100 * (latest - median) / median)
     every_model = queries.run_query(engine, "latest_vs_previous")
@@ -83,15 +104,24 @@ def test_latest_vs_previous(engine: sa.Engine, history: dict) -> None:
 
 
 def test_campaign_vs_baseline(engine: sa.Engine, history: dict) -> None:
-    rows = queries.run_query(engine, "campaign_vs_baseline", campaign=f.nightly(9).dag_run_id, last=3)
+    rows = queries.run_query(
+        engine, "campaign_vs_baseline", campaign=f.nightly(9).dag_run_id, last=3
+    )
     by_label = {r["label"]: r for r in rows}
     assert set(by_label) == {"m/fp32/bs1", "m/fp32/bs2", "m/fp32/bs4", "m/fp32/bs8"}
     assert (by_label["m/fp32/bs8"]["status"], by_label["m/fp32/bs8"]["current"]) == ("oom", None)
     assert by_label["m/fp32/bs8"]["error"] == "OutOfMemoryError"
     row = by_label["m/fp32/bs4"]
-    assert (row["current"], row["previous"], row["baseline_median"], row["n_baseline"]) == (49.0, 48.0, 47.0, 3)
+    assert (row["current"], row["previous"], row["baseline_median"], row["n_baseline"]) == (
+        49.0,
+        48.0,
+        47.0,
+        3,
+    )
     # an old campaign is judged against what came before it, not after
-    early = queries.run_query(engine, "campaign_vs_baseline", campaign=f.nightly(1).dag_run_id, metric="requests_per_s")
+    early = queries.run_query(
+        engine, "campaign_vs_baseline", campaign=f.nightly(1).dag_run_id, metric="requests_per_s"
+    )
     assert {r["n_baseline"] for r in early} == {1}
 
 
@@ -101,7 +131,10 @@ def test_best_batch_size(engine: sa.Engine, history: dict) -> None:
         return row
 
     # latest night: ttft p99 = 19 (bs1), 29 (bs2), 49 (bs4); throughput 100/200/400 tok/s
-    assert (best(30)["best_batch_size"], best(30)["output_tokens_per_s"]) == (2, pytest.approx(200.0))
+    assert (best(30)["best_batch_size"], best(30)["output_tokens_per_s"]) == (
+        2,
+        pytest.approx(200.0),
+    )
     assert (best(30)["n_within_slo"], best(30)["n_batch_sizes"]) == (2, 3)
     assert best(1000)["best_batch_size"] == 4
     assert best(19)["best_batch_size"] == 1  # the SLO bound is inclusive
@@ -113,24 +146,46 @@ def test_best_batch_size(engine: sa.Engine, history: dict) -> None:
 
 def test_request_percentiles_match_the_run_summary(engine: sa.Engine, history: dict) -> None:
     run = history[4, 9]
-    rows = queries.run_query(engine, "request_percentiles", model="m", fingerprint=run.fingerprint,
-                             since=run.started_at, until=run.finished_at)
+    rows = queries.run_query(
+        engine,
+        "request_percentiles",
+        model="m",
+        fingerprint=run.fingerprint,
+        since=run.started_at,
+        until=run.finished_at,
+    )
     [row] = rows
     assert (row["n_runs"], row["n_values"]) == (1, 4)
-    assert (row["p50"], row["p90"], row["p99"]) == (run.metrics.ttft_p50_ms, run.metrics.ttft_p90_ms, run.metrics.ttft_p99_ms)
-    [itl] = queries.run_query(engine, "request_percentiles", model="m", metric="itl_ms",
-                              fingerprint=run.fingerprint, since=run.started_at.isoformat(), until=run.finished_at)
+    assert (row["p50"], row["p90"], row["p99"]) == (
+        run.metrics.ttft_p50_ms,
+        run.metrics.ttft_p90_ms,
+        run.metrics.ttft_p99_ms,
+    )
+    [itl] = queries.run_query(
+        engine,
+        "request_percentiles",
+        model="m",
+        metric="itl_ms",
+        fingerprint=run.fingerprint,
+        since=run.started_at.isoformat(),
+        until=run.finished_at,
+    )
     assert itl["n_values"] == 16
     assert (itl["p50"], itl["p90"], itl["p99"]) == pytest.approx(
-        (run.metrics.itl_p50_ms, run.metrics.itl_p90_ms, run.metrics.itl_p99_ms), rel=1e-6)
+        (run.metrics.itl_p50_ms, run.metrics.itl_p90_ms, run.metrics.itl_p99_ms), rel=1e-6
+    )
 
 
 def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> None:
-    rows = queries.run_query(engine, "request_percentiles", model="m", since="2025-01-03", until="2025-01-06")
+    rows = queries.run_query(
+        engine, "request_percentiles", model="m", since="2025-01-03", until="2025-01-06"
+    )
     assert [r["n_runs"] for r in rows] == [3, 3, 3]  # nights 2, 3, 4
     for bs, row in zip(BATCH_SIZES, rows, strict=True):
         values = np.repeat([ttft(bs, n) for n in (2, 3, 4)], 4)
-        assert (row["p50"], row["p90"], row["p99"]) == pytest.approx(tuple(np.percentile(values, [50, 90, 99])))
+        assert (row["p50"], row["p90"], row["p99"]) == pytest.approx(
+            tuple(np.percentile(values, [50, 90, 99]))
+        )
         assert row["mean"] == pytest.approx(values.mean())
     everything = queries.run_query(engine, "request_percentiles", model="m", metric="e2e_ms")
     assert [r["n_runs"] for r in everything] == [NIGHTS] * 3
@@ -139,18 +194,34 @@ def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> 
 def test_queries_are_runnable_with_psql(engine: sa.Engine, history: dict) -> None:
     url = libpq_url(engine.url.render_as_string(hide_password=False))
     variables = {"model": "m", "metric": "ttft_p50_ms", "last": "3", "fingerprint": ""}
-    argv = [psql_binary(), url, "--csv", "-v", "ON_ERROR_STOP=1", "-f", str(REPO / "sql/queries/metric_series.sql")]
+    argv = [
+        psql_binary(),
+        url,
+        "--csv",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-f",
+        str(REPO / "sql/queries/metric_series.sql"),
+    ]
     for name, value in variables.items():
         argv += ["-v", f"{name}={value}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     from_psql = [(r["label"], float(r["value"])) for r in csv.DictReader(io.StringIO(out))]
-    from_python = [(r["label"], r["value"]) for r in queries.run_query(engine, "metric_series", model="m", last=3)]
+    from_python = [
+        (r["label"], r["value"])
+        for r in queries.run_query(engine, "metric_series", model="m", last=3)
+    ]
     assert from_psql == from_python and len(from_psql) == 9
 
 
 def test_every_query_header_matches_its_sql() -> None:
-    assert {"best_batch_size", "campaign_vs_baseline", "latest_vs_previous", "metric_series",
-            "request_percentiles"} <= set(queries.available())
+    assert {
+        "best_batch_size",
+        "campaign_vs_baseline",
+        "latest_vs_previous",
+        "metric_series",
+        "request_percentiles",
+    } <= set(queries.available())
     for name in queries.available():
         q = queries.query(name)
         assert q.question and q.columns and q.index and q.psql.startswith("psql ")
@@ -175,7 +246,11 @@ def test_parameters_are_validated_before_any_sql() -> None:
     with pytest.raises(ConfigError, match="unknown query 'nope'"):
         queries.load_query("nope")
     assert queries.bind_params("metric_series", model="m") == {
-        "model": "m", "metric": "ttft_p50_ms", "last": 30, "fingerprint": ""}
+        "model": "m",
+        "metric": "ttft_p50_ms",
+        "last": 30,
+        "fingerprint": "",
+    }
 
 
 def test_hostile_values_are_data(engine: sa.Engine) -> None:
@@ -195,6 +270,9 @@ def test_run_metric_resolves_every_run_metric(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         for name in queries.RUN_METRICS:
             value = conn.execute(
-                sa.text("SELECT run_metric(s, :name) FROM run_summary s WHERE run_id = :id"), {"name": name, "id": run_id}
+                sa.text("SELECT run_metric(s, :name) FROM run_summary s WHERE run_id = :id"),
+                {"name": name, "id": run_id},
             ).scalar_one()
-            assert value == (None if expected[name] is None else pytest.approx(expected[name])), name
+            assert value == (None if expected[name] is None else pytest.approx(expected[name])), (
+                name
+            )

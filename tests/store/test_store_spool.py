@@ -72,7 +72,9 @@ def _wait_for_lock_wait(admin: sa.Engine, timeout_s: float = 30) -> None:
     while time.monotonic() < deadline:
         with admin.connect() as conn:
             waiting = conn.execute(
-                sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench' AND wait_event_type = 'Lock'")
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench' AND wait_event_type = 'Lock'"
+                )
             ).scalar_one()
         if waiting:
             return
@@ -87,7 +89,9 @@ def test_a_bad_db_url_keeps_the_result_too(monkeypatch: pytest.MonkeyPatch) -> N
     assert outcome.message.startswith("BENCH_DB_URL must point at PostgreSQL")
 
 
-def test_db_stopped_during_a_load(own_pgdata: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_stopped_during_a_load(
+    own_pgdata: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The server goes down after the run row and its requests were written
     but before commit: nothing is kept in the DB, the file stays spooled, and
     once the server is back `bench db load` ingests it exactly once."""
@@ -100,7 +104,9 @@ def test_db_stopped_during_a_load(own_pgdata: Path, monkeypatch: pytest.MonkeyPa
 
     admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
     blocker = admin.connect()
-    blocker.execute(sa.text("LOCK TABLE run_summary IN ACCESS EXCLUSIVE MODE"))  # held: the load stops at the summary
+    blocker.execute(
+        sa.text("LOCK TABLE run_summary IN ACCESS EXCLUSIVE MODE")
+    )  # held: the load stops at the summary
     failure: list[BaseException] = []
 
     def drain() -> None:
@@ -152,7 +158,9 @@ def test_two_processes_draining_one_spool_load_each_file_once(engine: sa.Engine)
 
 def test_a_claim_left_by_a_dead_process_is_released(engine: sa.Engine) -> None:
     path = spool.spool(f.result())
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     claim = spool.claims_dir() / f"{path.name}.claim-{os.uname().nodename}-{int(dead.stdout)}"
     claim.parent.mkdir(parents=True)
     os.rename(path, claim)
@@ -162,7 +170,9 @@ def test_a_claim_left_by_a_dead_process_is_released(engine: sa.Engine) -> None:
     assert count(engine, "SELECT count(*) FROM run") == 1
 
 
-def test_an_unreadable_file_is_set_aside(engine: sa.Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreadable_file_is_set_aside(
+    engine: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = spool.spool(f.result())
     spool_dir().joinpath("00000000T000000000000Z_truncated.jsonl").write_text('{"kind":"request"')
     assert main(["db", "load"]) == 1
@@ -174,7 +184,9 @@ def test_an_unreadable_file_is_set_aside(engine: sa.Engine, capsys: pytest.Captu
     assert spool.pending() == []
 
 
-def test_load_of_a_bad_explicit_file_changes_nothing(engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_of_a_bad_explicit_file_changes_nothing(
+    engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from bench.results import write_jsonl
 
     good = write_jsonl(f.result(), tmp_path / "good.jsonl")

@@ -28,42 +28,94 @@ def test_load_stores_everything_losslessly(engine: sa.Engine) -> None:
     assert report.action == writer.INSERTED and report.n_requests == 4
     with engine.connect() as conn:
         run = conn.execute(sa.text("SELECT * FROM run WHERE id = :id"), {"id": report.run_id}).one()
-        rows = conn.execute(
-            sa.text("SELECT * FROM request_result WHERE run_id = :id ORDER BY request_index"), {"id": report.run_id}
-        ).mappings().all()
-        summary = conn.execute(sa.text("SELECT * FROM run_summary WHERE run_id = :id"), {"id": report.run_id}).mappings().one()
+        rows = (
+            conn.execute(
+                sa.text("SELECT * FROM request_result WHERE run_id = :id ORDER BY request_index"),
+                {"id": report.run_id},
+            )
+            .mappings()
+            .all()
+        )
+        summary = (
+            conn.execute(
+                sa.text("SELECT * FROM run_summary WHERE run_id = :id"), {"id": report.run_id}
+            )
+            .mappings()
+            .one()
+        )
         config = conn.execute(sa.text("SELECT * FROM benchmark_config")).mappings().one()
         env = conn.execute(sa.text("SELECT * FROM environment")).mappings().one()
         campaign = conn.execute(sa.text("SELECT * FROM campaign")).mappings().one()
     assert run.run_uid == result.run_uid and run.status == "ok" and run.error is None
     assert run.started_at == result.started_at and run.finished_at == result.finished_at
-    assert run.config == result.config.to_dict() and run.prompt_set == result.prompt_set and run.warmup_s == 0.5
+    assert (
+        run.config == result.config.to_dict()
+        and run.prompt_set == result.prompt_set
+        and run.warmup_s == 0.5
+    )
     for row, req in zip(rows, result.requests, strict=True):
-        assert (row["ttft_ms"], row["tpot_ms"], row["e2e_ms"]) == (req.ttft_ms, req.tpot_ms, req.e2e_ms)  # bit-exact
+        assert (row["ttft_ms"], row["tpot_ms"], row["e2e_ms"]) == (
+            req.ttft_ms,
+            req.tpot_ms,
+            req.e2e_ms,
+        )  # bit-exact
         assert row["itl_ms"] == pytest.approx(list(req.itl_ms), rel=1e-6)  # real[]: float32
         assert (row["prompt_sha"], row["input_tokens"], row["output_tokens"]) == (
-            req.prompt_sha, req.input_tokens, req.output_tokens)
+            req.prompt_sha,
+            req.input_tokens,
+            req.output_tokens,
+        )
         assert row["success"] and row["error"] is None
     assert {k: summary[k] for k in writer.SUMMARY_COLUMNS} == dataclasses.asdict(result.metrics)
     assert config["fingerprint"] == result.fingerprint and config["label"] == "tiny/fp32/bs1"
-    assert (config["model"], config["precision"], config["batch_size"], config["device"]) == ("tiny", "fp32", 1, "cpu")
+    assert (config["model"], config["precision"], config["batch_size"], config["device"]) == (
+        "tiny",
+        "fp32",
+        1,
+        "cpu",
+    )
     assert config["identity"]["prompt_set_sha"] == f.PROMPT_SHA and config["n_requests"] == 4
-    assert env["fingerprint"] == result.environment["fingerprint"] and env["packages"]["torch"] == "2.13.0"
-    assert (campaign["dag_run_id"], campaign["trigger"], campaign["dag_id"]) == (f"cli__{result.run_uid}", "cli", None)
-    assert campaign["finished_at"] == result.finished_at  # a shell run is a finished campaign of its own
+    assert (
+        env["fingerprint"] == result.environment["fingerprint"]
+        and env["packages"]["torch"] == "2.13.0"
+    )
+    assert (campaign["dag_run_id"], campaign["trigger"], campaign["dag_id"]) == (
+        f"cli__{result.run_uid}",
+        "cli",
+        None,
+    )
+    assert (
+        campaign["finished_at"] == result.finished_at
+    )  # a shell run is a finished campaign of its own
 
 
 def test_failed_requests_and_odd_values_survive(engine: sa.Engine) -> None:
     reqs = (
         *f.requests([5.0]),
-        RequestResult(1, "a" * 64, 7, 0, None, None, None, (), success=False, error="boom\tline\nnext\\ \x00 ✓"),
+        RequestResult(
+            1,
+            "a" * 64,
+            7,
+            0,
+            None,
+            None,
+            None,
+            (),
+            success=False,
+            error="boom\tline\nnext\\ \x00 ✓",
+        ),
         RequestResult(2, "b" * 64, 7, 1, 3.0, None, 3.0, (), success=True),
     )
     report = writer.load(engine, f.result(reqs=reqs))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT * FROM request_result WHERE run_id = :id ORDER BY request_index"), {"id": report.run_id}
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text("SELECT * FROM request_result WHERE run_id = :id ORDER BY request_index"),
+                {"id": report.run_id},
+            )
+            .mappings()
+            .all()
+        )
     assert rows[1]["success"] is False and rows[1]["error"] == "boom\tline\nnext\\ \ufffd ✓"
     assert rows[1]["ttft_ms"] is None and rows[1]["itl_ms"] == []
     assert rows[2]["tpot_ms"] is None and rows[2]["ttft_ms"] == 3.0
@@ -82,14 +134,20 @@ def test_loading_the_same_result_twice_changes_nothing(engine: sa.Engine) -> Non
 def test_a_retry_replaces_the_earlier_attempt(engine: sa.Engine) -> None:
     campaign = f.nightly(0)
     first = f.result(campaign=campaign, ttfts=(1.0, 2.0, 3.0))
-    retry = f.result(campaign=campaign, ttfts=(4.0, 5.0, 6.0), started_at=f.T0 + timedelta(minutes=5))
+    retry = f.result(
+        campaign=campaign, ttfts=(4.0, 5.0, 6.0), started_at=f.T0 + timedelta(minutes=5)
+    )
     writer.load(engine, first)
     report = writer.load(engine, retry)
     assert report.action == writer.REPLACED
     [run] = runs(engine)
     assert run.run_uid == retry.run_uid
     with engine.connect() as conn:
-        ttfts = conn.execute(sa.text("SELECT ttft_ms FROM request_result ORDER BY request_index")).scalars().all()
+        ttfts = (
+            conn.execute(sa.text("SELECT ttft_ms FROM request_result ORDER BY request_index"))
+            .scalars()
+            .all()
+        )
     assert ttfts == [4.0, 5.0, 6.0]
     assert count(engine, "SELECT ttft_p50_ms FROM run_summary") == 5
     # the older attempt arriving late (drained from a spool) does not win
@@ -101,7 +159,9 @@ def test_a_retry_replaces_the_earlier_attempt(engine: sa.Engine) -> None:
 def test_failed_runs_are_rows_with_their_error(engine: sa.Engine) -> None:
     campaign = f.nightly(0)
     cfg = f.config(batch_size=64)
-    oom = f.result(cfg, campaign=campaign, status="oom", error="OutOfMemoryError: HPU out of memory", reqs=())
+    oom = f.result(
+        cfg, campaign=campaign, status="oom", error="OutOfMemoryError: HPU out of memory", reqs=()
+    )
     run_id = writer.load_result(engine, oom)
     [run] = runs(engine)
     assert (run.id, run.status, run.error) == (run_id, "oom", "OutOfMemoryError: HPU out of memory")
@@ -127,12 +187,23 @@ def test_record_failure_replaces_and_is_replaced(engine: sa.Engine) -> None:
     )
     [run] = runs(engine)
     assert (run.id, run.status, run.environment_id) == (failure_id, "timeout", None)
-    assert count(engine, "SELECT count(*) FROM request_result") == 0  # the old attempt's rows went with it
-    assert count(engine, "SELECT count(*) FROM benchmark_config") == 1  # same fingerprint, same config row
+    assert (
+        count(engine, "SELECT count(*) FROM request_result") == 0
+    )  # the old attempt's rows went with it
+    assert (
+        count(engine, "SELECT count(*) FROM benchmark_config") == 1
+    )  # same fingerprint, same config row
     with pytest.raises(ConfigError, match="status"):
         writer.record_failure(
-            engine, campaign=campaign, config=cfg, fingerprint=ok.fingerprint, prompt_set={},
-            status="ok", error="", started_at=f.T0, finished_at=f.T0,
+            engine,
+            campaign=campaign,
+            config=cfg,
+            fingerprint=ok.fingerprint,
+            prompt_set={},
+            status="ok",
+            error="",
+            started_at=f.T0,
+            finished_at=f.T0,
         )
 
 
@@ -140,8 +211,15 @@ def test_record_failure_without_a_plan(engine: sa.Engine) -> None:
     """The child died before planning: device still "auto", no prompt set hash."""
     cfg = f.config().replace(device="auto")
     writer.record_failure(
-        engine, campaign=f.nightly(0), config=cfg, fingerprint="unplanned-" + "0" * 54, prompt_set={},
-        status="failed", error="killed by signal 9", started_at=f.T0, finished_at=f.T0,
+        engine,
+        campaign=f.nightly(0),
+        config=cfg,
+        fingerprint="unplanned-" + "0" * 54,
+        prompt_set={},
+        status="failed",
+        error="killed by signal 9",
+        started_at=f.T0,
+        finished_at=f.T0,
     )
     [run] = runs(engine)
     assert run.status == "failed" and run.error == "killed by signal 9"
@@ -156,9 +234,18 @@ def test_hostile_model_name_is_stored_verbatim(engine: sa.Engine) -> None:
 
 
 def test_campaign_lifecycle(engine: sa.Engine) -> None:
-    campaign = CampaignRef(dag_run_id="manual__2025-01-01T10:00:00+00:00", dag_id="llm_bench_smoke", trigger="manual")
-    cid = writer.ensure_campaign(engine, campaign, params={"models": ["tiny"], "limit": 4}, started_at=f.T0)
-    assert writer.ensure_campaign(engine, campaign, params={"models": ["tiny"], "limit": 8}, started_at=f.T0) == cid
+    campaign = CampaignRef(
+        dag_run_id="manual__2025-01-01T10:00:00+00:00", dag_id="llm_bench_smoke", trigger="manual"
+    )
+    cid = writer.ensure_campaign(
+        engine, campaign, params={"models": ["tiny"], "limit": 4}, started_at=f.T0
+    )
+    assert (
+        writer.ensure_campaign(
+            engine, campaign, params={"models": ["tiny"], "limit": 8}, started_at=f.T0
+        )
+        == cid
+    )
     writer.load(engine, f.result(campaign=campaign))
     writer.finish_campaign(engine, campaign.dag_run_id, f.T0 + timedelta(hours=1))
     with engine.connect() as conn:
@@ -180,15 +267,27 @@ def test_parallel_writers_of_one_campaign(engine: sa.Engine, retry: bool) -> Non
     results = [f.result(f.config(batch_size=2**i), campaign=campaign, env=env) for i in range(8)]
     rounds = [results]
     if retry:
-        rounds.append([
-            f.result(r.config, campaign=campaign, env=env, started_at=f.T0 + timedelta(hours=1), ttfts=(9.0,) * 4)
-            for r in results
-        ])
+        rounds.append(
+            [
+                f.result(
+                    r.config,
+                    campaign=campaign,
+                    env=env,
+                    started_at=f.T0 + timedelta(hours=1),
+                    ttfts=(9.0,) * 4,
+                )
+                for r in results
+            ]
+        )
     for batch in rounds:
         barrier = threading.Barrier(len(batch))
         errors: list[BaseException] = []
 
-        def load(result: object, barrier: threading.Barrier = barrier, errors: list[BaseException] = errors) -> None:
+        def load(
+            result: object,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
             barrier.wait()
             try:
                 writer.load(engine, result)  # type: ignore[arg-type]
@@ -206,7 +305,9 @@ def test_parallel_writers_of_one_campaign(engine: sa.Engine, retry: bool) -> Non
     assert count(engine, "SELECT count(*) FROM campaign") == 1
     assert count(engine, "SELECT count(*) FROM environment") == 1
     assert count(engine, "SELECT count(*) FROM benchmark_config") == 8
-    assert count(engine, "SELECT count(*) FROM request_result") == sum(len(r.requests) for r in final)
+    assert count(engine, "SELECT count(*) FROM request_result") == sum(
+        len(r.requests) for r in final
+    )
 
 
 def test_deleting_a_campaign_removes_its_request_rows(engine: sa.Engine) -> None:
@@ -215,7 +316,9 @@ def test_deleting_a_campaign_removes_its_request_rows(engine: sa.Engine) -> None
     writer.load(engine, keep)
     writer.load(engine, f.result(f.config(batch_size=2), campaign=f.nightly(1)))
     with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM campaign WHERE dag_run_id = :d"), {"d": f.nightly(1).dag_run_id})
+        conn.execute(
+            sa.text("DELETE FROM campaign WHERE dag_run_id = :d"), {"d": f.nightly(1).dag_run_id}
+        )
     assert [r.run_uid for r in runs(engine)] == [keep.run_uid]
     assert count(engine, "SELECT count(*) FROM request_result") == 4
     assert count(engine, "SELECT count(DISTINCT run_id) FROM request_result") == 1
