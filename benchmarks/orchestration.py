@@ -27,25 +27,34 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def airflow_run(env: dict[str, str]) -> float:
+def airflow_run(env: dict[str, str], conf: dict[str, object]) -> float:
     from bench.airflow_env import airflow_bin
 
     t0 = time.perf_counter()
     subprocess.run(
-        [airflow_bin(), "dags", "test", "llm_bench_smoke"], env=env, check=True, capture_output=True
+        [airflow_bin(), "dags", "test", "llm_bench_smoke", "--conf", json.dumps(conf)],
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - t0
 
 
-def loop_run(env: dict[str, str], configs: list[dict[str, object]]) -> float:
+def bench(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "bench", *args], env=env, check=True, capture_output=True)
+
+
+def loop_run(env: dict[str, str], configs: list[dict[str, object]], *, gate: bool) -> float:
+    """``bench run`` per config, as a shell loop would; with ``gate``, then the
+    regression gate and the HTML report (the DAG's last two tasks) by hand."""
     t0 = time.perf_counter()
+    campaign = f"manual__loop_{time.time_ns()}"
     for config in configs:
-        subprocess.run(
-            [sys.executable, "-m", "bench", "run", "--config", json.dumps(config), "-q"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        bench(env, "run", "--config", json.dumps(config), "-q", "--campaign-run-id", campaign)
+    if gate:
+        bench(env, "regressions", "--detect", "--campaign", campaign)
+        out = os.path.join(env["BENCH_HOME"], "loop.html")
+        bench(env, "report", "--campaign", campaign, "--out", out)
     return time.perf_counter() - t0
 
 

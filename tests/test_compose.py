@@ -132,7 +132,13 @@ def test_every_campaign_queue_has_a_worker_of_its_device(compose: dict[str, Any]
             assert c["queue"] in by_device[c["device"]], (
                 f"{c['file']}: queue {c['queue']!r} has no {c['device']} worker"
             )
-    assert {c["queue"] for c in hpu} == set(by_device["hpu"])
+    assert {c["queue"] for c in hpu} | {"default"} == set(by_device["hpu"])
+
+
+def test_a_gaudi_only_deployment_runs_every_campaign_task(compose: dict[str, Any]) -> None:
+    """plan, detect_regressions and report use the "default" queue: with only
+    `--profile hpu` up, the Gaudi workers must serve it, or nightly never starts."""
+    assert "default" in worker_queues(services(compose)["airflow-worker-hpu"])
 
 
 def test_services_running_tasks_get_the_results_db(compose: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ Postgres parses a binary float4 in a few nanoseconds but a decimal one in
 ~100, and numpy encodes every gap of every request in one vectorised pass
 instead of one ``repr`` per float. Measured on the project machine (2 vCPU,
 127 gaps per request): text COPY ~5k rows/s end to end, binary ~60k
-(``benchmarks/ingest.py``, docs/performance.md). Floats are big-endian IEEE 754, so ``ttft_ms``
+(``benchmarks/ingest.py``, docs/performance.md; ~90k with the threaded
+:class:`ChunkReader`). Floats are big-endian IEEE 754, so ``ttft_ms``
 and friends arrive bit-for-bit; ``itl_ms`` is ``real[]`` by contract and is
 rounded to float32 here, exactly as Postgres would round a decimal.
 """
@@ -13,7 +14,9 @@ rounded to float32 here, exactly as Postgres would round a decimal.
 from __future__ import annotations
 
 import itertools
+import queue
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -66,7 +69,7 @@ def _float8(value: float | None) -> bytes:
 
 
 def encode(
-    run_id: int, requests: Sequence[RequestResult], chunk_rows: int = 2000
+    run_id: int, requests: Sequence[RequestResult], chunk_rows: int = 250
 ) -> Iterator[bytes]:
     """The complete binary COPY stream for ``requests`` of run ``run_id``,
     in chunks of about ``chunk_rows`` rows so the server parses one chunk
@@ -153,18 +156,43 @@ def _encode_rows(run_id: int, requests: Sequence[RequestResult]) -> bytes:
 
 class ChunkReader:
     """A read()-able file over an iterator of byte chunks, for
-    ``cursor.copy_expert`` (which pulls ``read(size)`` until it gets b"")."""
+    ``cursor.copy_expert`` (which pulls ``read(size)`` until it gets b"").
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
+    The chunks are produced on a background thread, a couple ahead: while
+    psycopg2 sits in ``PQputCopyData`` (GIL released, waiting for the server
+    to drain the socket) the next chunk is being encoded, so client encoding
+    and server parsing overlap instead of taking turns.
+    """
+
+    _DONE = object()
+
+    def __init__(self, chunks: Iterable[bytes], prefetch: int = 2) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=prefetch)
         self._buffer = memoryview(b"")
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, args=(iter(chunks),), daemon=True)
+        self._thread.start()
+
+    def _produce(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                self._queue.put(chunk)
+            self._queue.put(self._DONE)
+        except BaseException as exc:  # handed to the reader, raised in its thread
+            self._queue.put(exc)
 
     def read(self, size: int = -1) -> bytes:
         while not self._buffer:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            if self._finished:
                 return b""
-            self._buffer = memoryview(chunk)
+            item = self._queue.get()
+            if item is self._DONE:
+                self._finished = True
+                return b""
+            if isinstance(item, BaseException):
+                self._finished = True
+                raise item
+            self._buffer = memoryview(item)  # type: ignore[arg-type]
         if size is None or size < 0:
             size = len(self._buffer)
         piece, self._buffer = self._buffer[:size], self._buffer[size:]

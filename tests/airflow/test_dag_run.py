@@ -124,3 +124,49 @@ def test_bad_trigger_values_fail_plan_before_anything_runs(smoke_home: Path, db_
         )[0]["n"]
         == 0
     )
+
+
+def _delay_item(tmp_path: Path, tiny_model: Path, **delay: Any) -> dict[str, Any]:
+    from bench.config import RunConfig
+    from bench.prompts import load_prompt_set
+    from bench.runner import Plan
+    from tests.core.delay_model import save_delay_model
+
+    model = save_delay_model(tmp_path / "delay", tiny_model, remote_code=True, **delay)
+    config = RunConfig(
+        model="delay", model_path=str(model), trust_remote_code=True, device="cpu", precision="fp32",
+        max_new_tokens=8, limit=4, warmup=0,
+    )  # fmt: skip
+    plan_ = Plan(config, load_prompt_set("default"))
+    return {
+        "label": config.label,
+        "config": config.to_dict(),
+        "fingerprint": plan_.fingerprint,
+        "prompt_set": plan_.prompt_set_json(),
+        "world_size": 1,
+    }
+
+
+@pytest.mark.slow
+def test_a_hung_benchmark_is_killed_and_recorded_as_timeout(
+    tmp_path: Path, tiny_model: Path, db_url: str
+) -> None:
+    campaign = CampaignRef(dag_run_id="manual__hang", dag_id="llm_bench_x", trigger="manual")
+    item = _delay_item(tmp_path, tiny_model, prefill_ms=60_000.0)  # a minute per prefill
+    outcome = benchmark(item, campaign=campaign, db_url=db_url, timeout_s=20, log=lambda _: None)
+    assert outcome.status == "timeout" and outcome.retryable
+    (run,) = rows(db_url, RUNS, run_id="manual__hang")
+    assert run["status"] == "timeout" and "no result after 20 s" in run["error"]
+
+
+@pytest.mark.slow
+def test_a_killed_benchmark_process_is_recorded_not_lost(
+    tmp_path: Path, tiny_model: Path, db_url: str
+) -> None:
+    campaign = CampaignRef(dag_run_id="manual__killed", dag_id="llm_bench_x", trigger="manual")
+    item = _delay_item(tmp_path, tiny_model, prefill_ms=5.0, decode_ms=1.0, kill_at_step=3)
+    outcome = benchmark(item, campaign=campaign, db_url=db_url, timeout_s=120, log=lambda _: None)
+    assert outcome.status == "failed" and outcome.retryable
+    assert "killed by SIGKILL (the kernel OOM killer?)" in (outcome.error or "")
+    (run,) = rows(db_url, RUNS, run_id="manual__killed")
+    assert run["status"] == "failed" and "SIGKILL" in run["error"] and run["n_rows"] == 0

@@ -9,6 +9,8 @@ streamer's timestamps with when tokens really became available.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ class DelayConfig(PretrainedConfig):
         decode_ms: float = 8.0,
         first_token: int = 20,
         eos_at: list[int] | None = None,
+        kill_at_step: int | None = None,
         max_position_embeddings: int = 4096,
         **kwargs: object,
     ) -> None:
@@ -42,6 +45,7 @@ class DelayConfig(PretrainedConfig):
         self.decode_ms = decode_ms
         self.first_token = first_token
         self.eos_at = eos_at
+        self.kill_at_step = kill_at_step  # SIGKILL itself there, like the kernel's OOM killer
         self.max_position_embeddings = max_position_embeddings
         kwargs.setdefault("use_cache", False)
         super().__init__(**kwargs)
@@ -71,6 +75,8 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         )
         self._last_ids = input_ids.clone()
         self._step = 0 if prefill else self._step + 1
+        if self.config.kill_at_step is not None and self._step == self.config.kill_at_step:
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep((self.config.prefill_ms if prefill else self.config.decode_ms) / 1000)
         logits = torch.zeros(batch, length, self.config.vocab_size)
         token = self.config.first_token + self._step
