@@ -130,6 +130,8 @@ def _delay_item(tmp_path: Path, tiny_model: Path, **delay: Any) -> dict[str, Any
     from bench.config import RunConfig
     from bench.prompts import load_prompt_set
     from bench.runner import Plan
+    from bench.store.db import get_engine
+    from bench.store.migrate import upgrade
     from tests.core.delay_model import save_delay_model
 
     model = save_delay_model(tmp_path / "delay", tiny_model, remote_code=True, **delay)
@@ -138,6 +140,7 @@ def _delay_item(tmp_path: Path, tiny_model: Path, **delay: Any) -> dict[str, Any
         max_new_tokens=8, limit=4, warmup=0,
     )  # fmt: skip
     plan_ = Plan(config, load_prompt_set("default"))
+    upgrade(get_engine())  # the DAG's plan task migrates before any benchmark runs
     return {
         "label": config.label,
         "config": config.to_dict(),
