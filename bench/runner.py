@@ -100,10 +100,13 @@ class Plan:
 def prepare(config: RunConfig) -> Plan:
     """Validate everything that can be checked without loading a model."""
     prompt_set = load_prompt_set(config.prompts)
+    spec = get_spec(config.backend)
     device = config.device
+    if device == "auto" and len(spec.devices) == 1:
+        device = spec.devices[0]  # habana means hpu: say so if it is missing
     # A stream backend's device names the remote server's hardware: only
     # "auto" is resolved here (the client usually runs on the serving node).
-    if device == "auto" or get_spec(config.backend).load_shape != "stream":
+    if device == "auto" or spec.load_shape != "stream":
         device = resolve_device(device)
     return Plan(config.replace(device=device), prompt_set)
 

@@ -68,7 +68,9 @@ def register(sub: Any) -> None:
         "--precision", choices=PRECISIONS, help="weights/compute dtype (default bf16)"
     )
     what.add_argument(
-        "--backend", choices=list(BACKENDS), help="how requests reach the model (default hf)"
+        "--backend",
+        choices=list(BACKENDS),
+        help="how requests reach the model (default: habana with --device hpu, else hf)",
     )
     what.add_argument("--device", choices=DEVICES, help="default auto: hpu, else cuda, else cpu")
     what.add_argument("--trust-remote-code", action="store_true", help="passed to transformers")
@@ -186,6 +188,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for name in _CONFIG_FLAGS:
         if hasattr(args, name):
             data[name] = getattr(args, name)
+    if data.get("device") == "hpu" and "backend" not in data:
+        data["backend"] = "habana"  # the in-process backend of Gaudi
     if getattr(args, "stop_at_eos", False):
         data["ignore_eos"] = False
     if getattr(args, "trust_remote_code", False):

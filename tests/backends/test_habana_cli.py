@@ -56,15 +56,22 @@ def test_device_hpu_without_the_gaudi_stack(tmp_path: Path, bench_home: Path) ->
     assert "'Gaudi' section of README.md" in line
 
 
-def test_device_hpu_with_the_default_backend_names_the_right_one(
+def test_device_hpu_picks_the_habana_backend_and_says_what_is_missing(
     tmp_path: Path, bench_home: Path
 ) -> None:
     proc = bench_run("--model", "m", "--device", "hpu", tmp_path=tmp_path)
     line = assert_one_line_and_nothing_written(proc, tmp_path, bench_home)
+    assert "device hpu requested but habana_frameworks is not installed" in line
+    assert "'Gaudi' section of README.md" in line
+
+
+def test_hpu_with_a_cpu_backend_names_the_right_one(tmp_path: Path, bench_home: Path) -> None:
+    proc = bench_run("--model", "m", "--device", "hpu", "--backend", "hf", tmp_path=tmp_path)
+    line = assert_one_line_and_nothing_written(proc, tmp_path, bench_home)
     assert "use --backend habana for hpu" in line
 
 
-def test_habana_backend_when_auto_finds_no_gaudi(tmp_path: Path, bench_home: Path) -> None:
+def test_habana_backend_on_auto_means_hpu(tmp_path: Path, bench_home: Path) -> None:
     proc = bench_run("--model", "m", "--backend", "habana", tmp_path=tmp_path)
     line = assert_one_line_and_nothing_written(proc, tmp_path, bench_home)
-    assert "backend habana runs on hpu, not on device cpu" in line
+    assert "device hpu requested but habana_frameworks is not installed" in line
