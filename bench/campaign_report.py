@@ -20,6 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.errors import ConfigError
+from bench.regressions import better_direction, request_values
 from bench.report import (
     ConfigSeries,
     Marker,
@@ -127,8 +128,7 @@ def _series(engine: sa.Engine, model: str, last: int) -> list[ConfigSeries]:
             if v["metric"] in per_metric
         ]
         for metric, series in per_metric.items():
-            better = "higher" if metric.endswith("_per_s") else "lower"
-            for cp in find_changepoints(series, better):  # type: ignore[arg-type]
+            for cp in find_changepoints(series, better_direction(metric)):
                 markers.append(
                     Marker(
                         night=runs[order[cp.index]],
@@ -172,17 +172,6 @@ def _table(engine: sa.Engine, campaign: str, runs: Sequence[dict[str, Any]]) -> 
     return sorted(rows, key=lambda t: t.config)
 
 
-def _requests(engine: sa.Engine, run_id: int) -> dict[str, np.ndarray]:
-    rows = run_query(engine, "run_requests", run_id=run_id)
-    gaps = [np.asarray(r["itl_ms"], dtype=np.float64) for r in rows if r["itl_ms"]]
-    return {
-        "ttft": np.array(
-            [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None], dtype=np.float64
-        ),
-        "itl": np.concatenate(gaps) if gaps else np.empty(0),
-    }
-
-
 def _quantiles(values: np.ndarray) -> list[float]:
     if values.size <= CDF_QUANTILES:
         return sorted(values.tolist())
@@ -192,8 +181,8 @@ def _quantiles(values: np.ndarray) -> list[float]:
 def _samples(engine: sa.Engine, run: dict[str, Any]) -> list[Samples]:
     """Tonight's TTFT and ITL against the previous nights' of the same config."""
     history = run_query(engine, "config_history", run_id=int(run["run_id"]), last=CDF_NIGHTS)
-    tonight = _requests(engine, int(run["run_id"]))
-    before = [_requests(engine, int(h["run_id"])) for h in history if not h["is_current"]]
+    tonight = request_values(engine, int(run["run_id"]))
+    before = [request_values(engine, int(h["run_id"])) for h in history if not h["is_current"]]
     out = []
     for name in ("ttft", "itl"):
         base = np.concatenate([b[name] for b in before]) if before else np.empty(0)

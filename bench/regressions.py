@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from bench.stats import (
     DEFAULT_K,
     KEY_METRICS,
+    METRICS,
     MIN_BASELINE,
+    Better,
     Finding,
     Night,
     assess,
@@ -46,6 +48,28 @@ class Judged:
     findings: tuple[Finding, ...]
 
 
+def better_direction(metric: str) -> Better:
+    """``higher`` for throughput-like metrics, ``lower`` for times, memory, energy."""
+    if metric in METRICS:
+        return METRICS[metric].better
+    return "higher" if metric.endswith("_per_s") or metric.startswith("goodput") else "lower"
+
+
+def request_values(engine: sa.Engine, run_id: int) -> dict[str, np.ndarray]:
+    """A run's per-request distributions in ms (successful requests): ``ttft``,
+    ``tpot``, ``e2e`` one value a request, ``itl`` every gap of every request."""
+    rows = run_query(engine, "run_requests", run_id=run_id)
+    values = {
+        name: np.array(
+            [r[f"{name}_ms"] for r in rows if r[f"{name}_ms"] is not None], dtype=np.float64
+        )
+        for name in ("ttft", "tpot", "e2e")
+    }
+    gaps = [np.asarray(r["itl_ms"], dtype=np.float64) for r in rows if r["itl_ms"]]
+    values["itl"] = np.concatenate(gaps) if gaps else np.empty(0)
+    return values
+
+
 class _Nights:
     """Loads each run's per-request values once (a night sits in many windows)."""
 
@@ -56,17 +80,8 @@ class _Nights:
     def get(self, row: Mapping[str, Any]) -> Night:
         run_id = int(row["run_id"])
         if run_id not in self._cache:
-            requests = run_query(self._engine, "run_requests", run_id=run_id)
-            values = {
-                name: np.array(
-                    [r[f"{name}_ms"] for r in requests if r[f"{name}_ms"] is not None],
-                    dtype=np.float64,
-                )
-                for name in ("ttft", "tpot", "e2e")
-            }
-            gaps = [np.asarray(r["itl_ms"], dtype=np.float64) for r in requests if r["itl_ms"]]
-            values["itl"] = np.concatenate(gaps) if gaps else np.empty(0)
             summary = {spec.name: row[spec.name] for spec in KEY_METRICS}
+            values = request_values(self._engine, run_id)
             self._cache[run_id] = Night(summary=summary, requests=values, label=str(run_id))
         return self._cache[run_id]
 

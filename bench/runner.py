@@ -177,7 +177,6 @@ def _measure(
         duration = clock() - t0
         energy = sampler.stop() if sampler is not None else None
     except Exception as exc:  # recorded as data: the caller stores failed runs
-        log.debug("run failed", exc_info=True)
         status = classify_failure(exc)
         log.error("run %s failed (%s):\n%s", config.label, status, traceback.format_exc())
         return result(status=status, error=one_line(exc))

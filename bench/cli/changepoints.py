@@ -9,15 +9,6 @@ from typing import Any
 from bench.tables import FORMATS, print_rows
 
 
-def better_direction(metric: str) -> str:
-    """``higher`` for throughput-like metrics, ``lower`` for times, memory, energy."""
-    from bench.stats import METRICS
-
-    if metric in METRICS:
-        return METRICS[metric].better
-    return "higher" if metric.endswith("_per_s") or metric.startswith("goodput") else "lower"
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "changepoints",
@@ -59,10 +50,12 @@ def cmd_changepoints(args: argparse.Namespace) -> int:
         get_engine(), "metric_series", model=args.model, metric=args.metric, last=args.last
     ):
         series.setdefault(row["label"], []).append(row)
+    from bench.regressions import better_direction
+
     better = better_direction(args.metric)
     out = []
     for label, rows in series.items():
-        for cp in find_changepoints([r["value"] for r in rows], better, min_effect=args.min_effect):  # type: ignore[arg-type]
+        for cp in find_changepoints([r["value"] for r in rows], better, min_effect=args.min_effect):
             night = rows[cp.index]
             out.append(
                 {
