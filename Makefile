@@ -29,7 +29,7 @@ demo: $(STAMP)  ## tiny model + the smoke campaign through Airflow + summary
 	$(BIN)/python -m bench.demo
 
 airflow: $(STAMP)  ## airflow standalone with the project's dags/plugins, UI on :8080
-	$(BIN)/python -m bench.airflow_env standalone
+	$(BIN)/python -m bench.orchestration.airflow_env standalone
 
 bench-perf: $(STAMP)  ## performance benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/harness_overhead.py

@@ -21,35 +21,33 @@ from typing import TYPE_CHECKING, Any
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Campaign": "bench.campaign",
-    "CampaignError": "bench.campaign",
     "load_campaign": "bench.campaign",
-    "PRECISIONS": "bench.config",
-    "RunConfig": "bench.config",
+    "PRECISIONS": "bench.core.config",
+    "RunConfig": "bench.core.config",
     "BenchError": "bench.errors",
     "BenchmarkFailed": "bench.errors",
+    "CampaignError": "bench.errors",
     "ConfigError": "bench.errors",
     "DatabaseUnavailable": "bench.errors",
     "DeviceError": "bench.errors",
     "ModelLoadError": "bench.errors",
-    "OutOfMemory": "bench.errors",
     "PromptError": "bench.errors",
     "ResultFileError": "bench.errors",
-    "RunTimeout": "bench.errors",
     "StoreError": "bench.errors",
-    "RunMetrics": "bench.metrics",
-    "request_result": "bench.metrics",
-    "summarize": "bench.metrics",
-    "Prompt": "bench.prompts",
-    "PromptSet": "bench.prompts",
-    "load_prompt_set": "bench.prompts",
-    "RequestRecord": "bench.records",
-    "RequestResult": "bench.records",
-    "CampaignRef": "bench.results",
-    "RunResult": "bench.results",
-    "read_jsonl": "bench.results",
-    "write_jsonl": "bench.results",
+    "RunMetrics": "bench.core.metrics",
+    "request_result": "bench.core.metrics",
+    "summarize": "bench.core.metrics",
+    "Prompt": "bench.core.prompts",
+    "PromptSet": "bench.core.prompts",
+    "load_prompt_set": "bench.core.prompts",
+    "RequestRecord": "bench.core.records",
+    "RequestResult": "bench.core.records",
+    "CampaignRef": "bench.core.results",
+    "RunResult": "bench.core.results",
+    "read_jsonl": "bench.core.results",
+    "write_jsonl": "bench.core.results",
     "run_benchmark": "bench.runner",
-    "TimingStreamer": "bench.streamer",
+    "TimingStreamer": "bench.core.streamer",
 }
 
 try:
@@ -68,7 +66,6 @@ __all__ = [
     "DatabaseUnavailable",
     "DeviceError",
     "ModelLoadError",
-    "OutOfMemory",
     "Prompt",
     "PromptError",
     "PromptSet",
@@ -78,7 +75,6 @@ __all__ = [
     "RunConfig",
     "RunMetrics",
     "RunResult",
-    "RunTimeout",
     "StoreError",
     "TimingStreamer",
     "__version__",
@@ -106,24 +102,23 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from bench.campaign import Campaign, CampaignError, load_campaign
-    from bench.config import PRECISIONS, RunConfig
+    from bench.campaign import Campaign, load_campaign
+    from bench.core.config import PRECISIONS, RunConfig
+    from bench.core.metrics import RunMetrics, request_result, summarize
+    from bench.core.prompts import Prompt, PromptSet, load_prompt_set
+    from bench.core.records import RequestRecord, RequestResult
+    from bench.core.results import CampaignRef, RunResult, read_jsonl, write_jsonl
+    from bench.core.streamer import TimingStreamer
     from bench.errors import (
         BenchError,
         BenchmarkFailed,
+        CampaignError,
         ConfigError,
         DatabaseUnavailable,
         DeviceError,
         ModelLoadError,
-        OutOfMemory,
         PromptError,
         ResultFileError,
-        RunTimeout,
         StoreError,
     )
-    from bench.metrics import RunMetrics, request_result, summarize
-    from bench.prompts import Prompt, PromptSet, load_prompt_set
-    from bench.records import RequestRecord, RequestResult
-    from bench.results import CampaignRef, RunResult, read_jsonl, write_jsonl
     from bench.runner import run_benchmark
-    from bench.streamer import TimingStreamer

@@ -21,15 +21,11 @@ from typing import Any
 import yaml
 
 from bench.backends import BACKENDS
-from bench.config import CONCRETE_DEVICES, PRECISIONS, RunConfig
-from bench.errors import ConfigError
+from bench.core.config import CONCRETE_DEVICES, PRECISIONS, RunConfig
+from bench.errors import CampaignError, ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 MATRIX_KEYS = ("model", "precision", "batch_size", "concurrency", "request_rate")
-
-
-class CampaignError(ConfigError):
-    """A campaign file or trigger override is invalid; the message locates it."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 
-from bench.airflow_env import airflow_bin, airflow_environ, migrate
+from bench.orchestration.airflow_env import airflow_bin, airflow_environ, migrate
 from bench.paths import models_dir, reports_dir
 from bench.tinymodel import build_tiny_model
 
@@ -65,7 +65,7 @@ def main() -> int:
         return 1
 
     step("what landed in Postgres")
-    from bench.campaign_report import format_campaign_table
+    from bench.report.campaign import format_campaign_table
     from bench.store.queries import run_query
 
     rows = run_query(get_engine(url), "campaign_runs", campaign=run_id)

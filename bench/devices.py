@@ -35,7 +35,7 @@ def hpu_available() -> tuple[bool, str]:
 def apply_habana_env_defaults() -> None:
     """The bridge reads its mode when habana_frameworks first loads: set the
     defaults (lazy mode, as optimum-habana's examples run) before that."""
-    from bench.habana_options import bridge_env_defaults
+    from bench.backends.habana.options import bridge_env_defaults
 
     os.environ.update(bridge_env_defaults(os.environ))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import BackendInfo
-from bench.config import canonical_json, sha256_hex
+from bench.core.hashing import canonical_json, sha256_hex
 from bench.devices import cpu_name
 
 #: Distributions whose versions change what is measured.

@@ -5,16 +5,20 @@ A failed *request* is data (``RequestRecord.success = False``); a failed
 non-zero exit, so the message must read well on its own::
 
     BenchError
-    ├── ConfigError          bad option or campaign field (nothing was run)
+    ├── ConfigError          bad option or value (nothing was run)
+    │   └── CampaignError    ... in a campaign file or trigger override; names file and field
     ├── PromptError          unreadable, empty or malformed prompt set
     ├── ModelLoadError       model/tokenizer could not be loaded
     ├── DeviceError          requested device or feature not available here
     ├── ResultFileError      a result JSONL file is unreadable or truncated
     ├── BenchmarkFailed      the measured run itself failed (status != ok)
-    │   ├── OutOfMemory      ... because the device ran out of memory
-    │   └── RunTimeout       ... because it ran past its time limit
+    ├── NotifyError          the regression webhook refused the message
     └── StoreError           results database problem
         └── DatabaseUnavailable  cannot connect (the spool keeps the result)
+
+How a run that died is classified (``failed``/``oom``/``timeout``) is data
+on the result, not an exception type: see ``bench.runner.classify_failure``
+and the parent/child contract in ``bench.orchestration.child``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class BenchError(Exception):
 
 class ConfigError(BenchError, ValueError):
     """A configuration or campaign value is invalid."""
+
+
+class CampaignError(ConfigError):
+    """A campaign file or trigger override is invalid; the message locates it."""
 
 
 class PromptError(BenchError):
@@ -50,16 +58,8 @@ class BenchmarkFailed(BenchError):
     status = "failed"
 
 
-class OutOfMemory(BenchmarkFailed):
-    """The device ran out of memory during the run."""
-
-    status = "oom"
-
-
-class RunTimeout(BenchmarkFailed):
-    """The run exceeded its time limit."""
-
-    status = "timeout"
+class NotifyError(BenchError):
+    """The webhook did not accept the message."""
 
 
 class StoreError(BenchError):

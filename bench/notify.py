@@ -16,11 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from bench.errors import BenchError
-
-
-class NotifyError(BenchError):
-    """The webhook did not accept the message."""
+from bench.errors import NotifyError
 
 
 def format_message(

@@ -36,9 +36,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backends.base import Request
-from bench.backends.openai import OpenAIBackend
-from bench.config import RunConfig
-from bench.prompts import Prompt
+from bench.backends.openai.backend import OpenAIBackend
+from bench.core.config import RunConfig
+from bench.core.prompts import Prompt
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 MODELS = b'{"object":"list","data":[]}'

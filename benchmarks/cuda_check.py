@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from bench.metrics import request_result, summarize
-from bench.records import RequestRecord
-from bench.streamer import TimingStreamer
+from bench.core.metrics import request_result, summarize
+from bench.core.records import RequestRecord
+from bench.core.streamer import TimingStreamer
 
 SHAPES = {
     "llama2-7b": dict(

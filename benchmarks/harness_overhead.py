@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from bench.config import RunConfig
-from bench.prompts import load_prompt_set
-from bench.streamer import TimingStreamer
+from bench.core.config import RunConfig
+from bench.core.prompts import load_prompt_set
+from bench.core.streamer import TimingStreamer
 from bench.tinymodel import build_tiny_model
 
 

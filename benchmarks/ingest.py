@@ -37,10 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from bench.config import RunConfig
-from bench.metrics import summarize
-from bench.records import RequestResult
-from bench.results import CampaignRef, RunResult
+from bench.core.config import RunConfig
+from bench.core.metrics import summarize
+from bench.core.records import RequestResult
+from bench.core.results import CampaignRef, RunResult
 from bench.store import writer
 from bench.store.db import display_url, start_embedded, stop_embedded
 from bench.store.migrate import upgrade

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def airflow_run(env: dict[str, str], conf: dict[str, object]) -> float:
-    from bench.airflow_env import airflow_bin
+    from bench.orchestration.airflow_env import airflow_bin
 
     t0 = time.perf_counter()
     subprocess.run(
@@ -90,8 +90,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
     os.environ["BENCH_HOME"] = str(home)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from bench.airflow_env import airflow_environ, migrate
     from bench.campaign import load_campaign
+    from bench.orchestration.airflow_env import airflow_environ, migrate
     from bench.paths import models_dir
     from bench.tinymodel import build_tiny_model
 

@@ -33,7 +33,7 @@ TIMEOUT_MARGIN_S = 60
 
 
 def _campaign_ref(context: Any) -> Any:
-    from bench.results import CampaignRef
+    from bench.core.results import CampaignRef
 
     run = context["dag_run"]
     trigger = str(getattr(run, "run_type", "manual") or "manual").split(".")[-1].lower()
@@ -65,7 +65,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(retries=0)
         def plan() -> list[dict[str, Any]]:
-            from bench.orchestrate import plan as plan_campaign
+            from bench.orchestration.tasks import plan as plan_campaign
 
             context = get_current_context()
             return plan_campaign(
@@ -97,7 +97,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             def benchmark(item: dict[str, Any]) -> dict[str, Any]:
                 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-                from bench.orchestrate import benchmark as run_config
+                from bench.orchestration.tasks import benchmark as run_config
 
                 outcome = run_config(
                     item,
@@ -120,14 +120,14 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
         def detect_regressions() -> list[dict[str, Any]]:
-            from bench.orchestrate import detect_regressions as detect
+            from bench.orchestration.tasks import detect_regressions as detect
 
             context = get_current_context()
             return detect(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
         def report() -> str:
-            from bench.orchestrate import report as write_report
+            from bench.orchestration.tasks import report as write_report
 
             return str(write_report(_campaign_ref(get_current_context()), db_url=_db_url()))
 

@@ -23,9 +23,9 @@ class BenchRegressionNotifier(BaseNotifier):
         self.webhook = webhook
 
     def notify(self, context: Any) -> None:
+        from bench.core.results import CampaignRef
         from bench.notify import format_message, post_webhook
-        from bench.orchestrate import report_path
-        from bench.results import CampaignRef
+        from bench.orchestration.tasks import report_path
 
         ti = context["ti"]
         findings = ti.xcom_pull(task_ids=ti.task_id) or []

@@ -1,10 +1,11 @@
 """Backend registry: the one list that CLI choices, campaign validation and
 the Airflow trigger form all read.
 
-Entries name their module lazily (``"bench.backends.hf:HFBackend"``), so
-torch, optimum-habana or an HTTP client load only for the backend in use.
-Backend modules keep heavy imports inside functions: importing one to read
-its ``OPTIONS`` is cheap.
+An entry is light metadata: devices, precisions, load shape, and where its
+option table and cross-option check live (``options`` modules import no
+torch, aiohttp or optimum-habana). The implementation is named lazily
+(``"bench.backends.hf:HFBackend"``) and imported only by
+:func:`create_backend`, so validating a config never loads a backend.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import difflib
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bench.backends.base import Backend, OptionSpec
-    from bench.config import RunConfig
+    from bench.backends.base import Backend
+    from bench.backends.options import OptionSpec
+    from bench.core.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,25 @@ class BackendSpec:
     #: "stream": concurrent requests shaped by ``concurrency``/``request_rate``.
     load_shape: str
     summary: str
+    #: ``module:ATTR`` of the option table (a light module)
+    options_table: str
+    #: ``module:function`` of checks spanning several fields, or None
+    checker: str | None = None
 
     def load_class(self) -> type[Backend]:
-        module_name, _, attr = self.target.partition(":")
-        return cast("type[Backend]", getattr(importlib.import_module(module_name), attr))
+        return cast("type[Backend]", _resolve(self.target))
 
     def options(self) -> Mapping[str, OptionSpec]:
-        return cast("Mapping[str, OptionSpec]", getattr(self.load_class(), "OPTIONS", {}))
+        return cast("Mapping[str, OptionSpec]", _resolve(self.options_table))
+
+    def check(self, config: RunConfig) -> None:
+        if self.checker is not None:
+            _resolve(self.checker)(config)
+
+
+def _resolve(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -51,22 +65,27 @@ BACKENDS: dict[str, BackendSpec] = {
             precisions=("fp32", "bf16", "fp16"),
             load_shape="batch",
             summary="transformers generate() in process (CPU, CUDA)",
+            options_table="bench.backends.options:HF_OPTIONS",
         ),
         BackendSpec(
             "habana",
-            "bench.backends.habana:HabanaBackend",
+            "bench.backends.habana.backend:HabanaBackend",
             devices=("hpu",),
             precisions=("fp32", "bf16", "fp8"),
             load_shape="batch",
             summary="optimum-habana generate() on Intel Gaudi (HPU)",
+            options_table="bench.backends.habana.options:OPTIONS",
+            checker="bench.backends.habana.options:validate_config",
         ),
         BackendSpec(
             "openai",
-            "bench.backends.openai:OpenAIBackend",
+            "bench.backends.openai.backend:OpenAIBackend",
             devices=("cpu", "cuda", "hpu"),
             precisions=("fp32", "bf16", "fp16", "fp8"),
             load_shape="stream",
             summary="an OpenAI-compatible HTTP endpoint (vLLM, TGI, transformers serve)",
+            options_table="bench.backends.openai.options:OPTIONS",
+            checker="bench.backends.openai.options:validate_config",
         ),
     )
 }
@@ -115,9 +134,7 @@ def validate_config(config: RunConfig) -> None:
         allowed[key].check(spec.name, key, value)
     # Checks spanning several fields (e.g. openai's required base_url), so
     # campaigns and the trigger form reject them before a task starts.
-    backend_check = getattr(spec.load_class(), "validate", None)
-    if backend_check is not None:
-        backend_check(config)
+    spec.check(config)
 
 
 def create_backend(config: RunConfig) -> Backend:

@@ -14,11 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from bench.prompts import Prompt
-from bench.records import RequestRecord
-
 if TYPE_CHECKING:
-    from bench.config import RunConfig
+    from bench.core.config import RunConfig
+    from bench.core.prompts import Prompt
+    from bench.core.records import RequestRecord
     from bench.power import PowerSampler
 
 #: Called with the number of requests just finished (drives the progress bar).
@@ -31,35 +30,6 @@ class Request:
 
     index: int
     prompt: Prompt
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """A backend option accepted in ``RunConfig.options`` / a campaign's ``options``."""
-
-    type: type | tuple[type, ...]
-    default: Any = None
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-    #: False for operational settings (where a key lives, a client timeout)
-    #: that do not change what is measured: they stay out of the fingerprint,
-    #: so moving them does not start a new history.
-    fingerprint: bool = True
-
-    def check(self, backend: str, name: str, value: Any) -> None:
-        from bench.errors import ConfigError
-
-        types = self.type if isinstance(self.type, tuple) else (self.type,)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if float in types and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            names = "/".join(t.__name__ for t in types)
-            raise ConfigError(f"{backend} option {name!r} must be {names}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(
-                f"{backend} option {name!r} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
-            )
 
 
 @dataclass(frozen=True)

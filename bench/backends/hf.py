@@ -6,29 +6,21 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from bench.backends.base import BackendInfo, OptionSpec
+from bench.backends.base import BackendInfo
 from bench.backends.inprocess import (
-    COMMON_OPTIONS,
     InProcessBackend,
     load_error,
     torch_dtype,
     transformers_dtype_kwarg,
 )
+from bench.backends.options import HF_OPTIONS, OptionSpec
 from bench.devices import cpu_name, host_peak_rss_bytes, reset_host_peak_rss
 from bench.power import PowerSampler
 
 
 class HFBackend(InProcessBackend):
     name: ClassVar[str] = "hf"
-    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = {
-        **COMMON_OPTIONS,
-        "attn_implementation": OptionSpec(
-            str,
-            None,
-            "attention kernel passed to from_pretrained",
-            ("eager", "sdpa", "flash_attention_2"),
-        ),
-    }
+    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = HF_OPTIONS
 
     def _load_model(self, path: str) -> Any:
         from transformers import AutoModelForCausalLM

@@ -1,5 +1,5 @@
 """Shared machinery of in-process backends: batched ``generate()`` timed by
-:class:`~bench.streamer.TimingStreamer`.
+:class:`~bench.core.streamer.TimingStreamer`.
 
 Subclasses (hf for cpu/cuda, habana for hpu) supply model loading, device
 placement and device-specific generate kwargs; batching, tokenization, the
@@ -14,26 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.backends.base import BackendInfo, OptionSpec, Progress, Request
-from bench.config import RunConfig
+from bench.backends.base import BackendInfo, Progress, Request
+from bench.backends.options import COMMON_OPTIONS, OptionSpec
+from bench.core.config import RunConfig
+from bench.core.prompts import Prompt, batched
+from bench.core.records import RequestRecord
 from bench.errors import ConfigError, ModelLoadError
-from bench.prompts import Prompt, batched
-from bench.records import RequestRecord
 
 log = logging.getLogger(__name__)
-
-#: Options every in-process backend understands (campaign ``options:``).
-COMMON_OPTIONS: dict[str, OptionSpec] = {
-    "chat_template": OptionSpec(
-        bool,
-        False,
-        "render prompts with the tokenizer's chat template (plain text becomes a user turn)",
-    ),
-    "do_sample": OptionSpec(bool, False, "sample instead of greedy decoding (seeded by --seed)"),
-    "temperature": OptionSpec(float, None, "sampling temperature (with do_sample)"),
-    "top_p": OptionSpec(float, None, "nucleus sampling mass (with do_sample)"),
-    "top_k": OptionSpec(int, None, "top-k sampling (with do_sample)"),
-}
 
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
@@ -200,7 +188,7 @@ class InProcessBackend:
         """One timed generate() call; its requests share one send time."""
         import torch
 
-        from bench.streamer import TimingStreamer
+        from bench.core.streamer import TimingStreamer
 
         texts = [self._texts.get(r.prompt.sha) or self.render(r.prompt) for r in batch]
         streamer = TimingStreamer(time.perf_counter)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from bench.tables import FORMATS, print_rows
+from bench.report.tables import FORMATS, print_rows
 
 
 def register(sub: Any) -> None:

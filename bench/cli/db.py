@@ -122,7 +122,7 @@ def _describe(name: str, report: Any) -> str:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from bench.results import read_jsonl
+    from bench.core.results import read_jsonl
     from bench.store import spool, writer
     from bench.store.migrate import upgrade
 

@@ -28,9 +28,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.campaign_report import build_report_data, resolve_campaign
     from bench.errors import ConfigError
     from bench.report import render_report
+    from bench.report.campaign import build_report_data, resolve_campaign
     from bench.store.db import get_engine
 
     if args.out.is_dir():

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends import BACKENDS
-from bench.config import DEVICES, PRECISIONS, RunConfig
+from bench.backends.habana.launch import is_primary_rank
+from bench.core.config import DEVICES, PRECISIONS, RunConfig
+from bench.core.results import CampaignRef, RunResult, write_jsonl
 from bench.errors import BenchmarkFailed, ConfigError
-from bench.launch import is_primary_rank
-from bench.results import CampaignRef, RunResult, write_jsonl
+from bench.report.text import ProgressPrinter, format_summary
 from bench.runner import run_benchmark
-from bench.textreport import ProgressPrinter, format_summary
 
 #: CLI flag destination -> RunConfig field, for flags that set config fields.
 _CONFIG_FLAGS = (
@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if result.ok else 1
     if output is not None:
         if getattr(args, "format", "jsonl") == "vllm":
-            from bench.export_vllm import write_vllm_json
+            from bench.backends.openai.export_vllm import write_vllm_json
 
             write_vllm_json(result, output)
         else:

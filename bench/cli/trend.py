@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.tables import FORMATS, print_rows
+from bench.report.tables import FORMATS, print_rows
 
 DEFAULT_QUERY = "metric_series"
 #: CLI flag destination -> query parameter name.

@@ -3,7 +3,7 @@
 A sampler is started right before the measured window and stopped right
 after it; ``stop()`` returns the energy in joules, or None when the device
 offers no reading. Sources: NVML on CUDA (``bench.power.nvml``), hl-smi on
-Gaudi (``bench.power.hlsmi``); CPUs have none here.
+Gaudi (``bench.backends.habana.hlsmi``); CPUs have none here.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bench.records import RequestResult
+from bench.core.records import RequestResult
 
 #: Column order of the stream; ``COPY request_result (<these>)``.
 COLUMNS: tuple[str, ...] = (

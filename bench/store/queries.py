@@ -29,8 +29,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.core.metrics import RunMetrics
 from bench.errors import ConfigError, StoreError
-from bench.metrics import RunMetrics
 from bench.store.db import translate_errors
 from bench.store.sqlfiles import queries_dir
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
+from bench.core.results import RunResult, read_jsonl, write_jsonl
 from bench.errors import BenchError, DatabaseUnavailable, ResultFileError, StoreError
 from bench.paths import loaded_dir, spool_dir
-from bench.results import RunResult, read_jsonl, write_jsonl
 from bench.store.writer import LoadReport, load
 
 log = logging.getLogger(__name__)

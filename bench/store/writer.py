@@ -31,10 +31,11 @@ import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from bench.config import RunConfig, canonical_json, sha256_hex
+from bench.core.config import RunConfig
+from bench.core.hashing import canonical_json, sha256_hex
+from bench.core.metrics import RunMetrics
+from bench.core.results import STATUSES, CampaignRef, RunResult
 from bench.errors import ConfigError, StoreError
-from bench.metrics import RunMetrics
-from bench.results import STATUSES, CampaignRef, RunResult
 from bench.store import copyrows
 from bench.store.db import translate_errors
 

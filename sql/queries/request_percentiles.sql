@@ -9,7 +9,7 @@
 -- columns: label, fingerprint, n_runs, n_values, p50, p90, p99, mean, first_started_at,
 --   last_started_at
 --   Successful requests of successful runs only, percentiles by linear interpolation
---   (percentile_cont), as bench.metrics computes them: over one run this gives back
+--   (percentile_cont), as bench.core.metrics computes them: over one run this gives back
 --   the run's own summary numbers (itl_ms to float32 precision, its storage type).
 -- index: benchmark_config_model_idx, then run_config_ok_started_idx's range scan on
 --   (config_id, started_at) for the window, then request_result_pkey by run_id.
@@ -43,7 +43,7 @@ SELECT pc.label,
 FROM per_config pc
 CROSS JOIN LATERAL (
     -- one configuration at a time: no sort by group, one sort for all three
-    -- percentiles (percentile_cont skips NULLs, as bench.metrics does)
+    -- percentiles (percentile_cont skips NULLs, as bench.core.metrics does)
     SELECT count(value) AS n_values,
            percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY value) AS q,
            avg(value) AS mean

@@ -1,7 +1,7 @@
 """A real Airflow deployment for tests: api-server + scheduler + dag-processor.
 
 Started as separate processes with the same environment ``make airflow``
-uses (bench.airflow_env: LocalExecutor, Postgres metadata DB on the
+uses (bench.orchestration.airflow_env: LocalExecutor, Postgres metadata DB on the
 embedded server, this repo's dags/ and plugins/), driven through the public
 REST API with a JWT from the simple auth manager.
 """
@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.airflow_env import ADMIN_USER, admin_password, airflow_bin, airflow_environ, migrate
+from bench.orchestration.airflow_env import (
+    ADMIN_USER,
+    admin_password,
+    airflow_bin,
+    airflow_environ,
+    migrate,
+)
 from tests.procs import free_port
 
 

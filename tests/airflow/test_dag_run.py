@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from bench.orchestrate import benchmark, plan
-from bench.results import CampaignRef
+from bench.core.results import CampaignRef
+from bench.orchestration.tasks import benchmark, plan
 from tests.conftest import REPO
 
 FAST = {"precisions": ["fp32"], "limit": 4, "max_new_tokens": 8}
@@ -127,8 +127,8 @@ def test_bad_trigger_values_fail_plan_before_anything_runs(smoke_home: Path, db_
 
 
 def _delay_item(tmp_path: Path, tiny_model: Path, **delay: Any) -> dict[str, Any]:
-    from bench.config import RunConfig
-    from bench.prompts import load_prompt_set
+    from bench.core.config import RunConfig
+    from bench.core.prompts import load_prompt_set
     from bench.runner import Plan
     from bench.store.db import get_engine
     from bench.store.migrate import upgrade

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from bench.metrics import summarize
-from bench.results import CampaignRef, read_jsonl
+from bench.core.metrics import summarize
+from bench.core.results import CampaignRef, read_jsonl
 from bench.store.db import get_engine
 from bench.store.writer import load_result
 from tests.core.delay_model import save_delay_model

@@ -30,8 +30,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bench.airflow_env import ADMIN_USER, admin_password, airflow_bin, airflow_environ, migrate
-from bench.results import RunResult
+from bench.core.results import RunResult
+from bench.orchestration.airflow_env import (
+    ADMIN_USER,
+    admin_password,
+    airflow_bin,
+    airflow_environ,
+    migrate,
+)
 from bench.store import writer
 from bench.store.db import get_engine
 from bench.store.migrate import upgrade

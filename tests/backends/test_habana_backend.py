@@ -13,10 +13,10 @@ import pytest
 
 from bench.backends import create_backend
 from bench.backends.base import Request
-from bench.backends.habana import HabanaBackend, pad_to_length
-from bench.config import RunConfig
+from bench.backends.habana.backend import HabanaBackend, pad_to_length
+from bench.core.config import RunConfig
+from bench.core.prompts import Prompt
 from bench.errors import ConfigError, DeviceError
-from bench.prompts import Prompt
 
 TEXTS = ["a short prompt", "a much longer prompt with quite a few more words in it than the first"]
 

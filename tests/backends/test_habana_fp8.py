@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import fp8
+from bench.backends.habana import fp8
 from bench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_quant_configs_carry_the_keys_inc_needs(name: str, mode: str) -> None:
 
 def test_quant_configs_are_package_data() -> None:
     package_data = (REPO / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
-    assert '"quant/*.json"' in package_data.split("[")[1]
+    assert '"backends/habana/quant/*.json"' in package_data.split("[")[1]
     shipped = sorted(p.name for p in fp8.QUANT_TEMPLATES.glob("*.json"))
     assert shipped == sorted([fp8.MEASURE_CONFIG, fp8.QUANT_CONFIG])
 

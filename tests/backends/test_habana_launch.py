@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunConfig
+from bench.backends.habana.launch import (
+    free_port,
+    is_primary_rank,
+    launch_command,
+    rank,
+    rendezvous_token,
+)
+from bench.core.config import RunConfig
 from bench.errors import ConfigError
-from bench.launch import free_port, is_primary_rank, launch_command, rank, rendezvous_token
 
 REPO = Path(__file__).resolve().parents[2]
 

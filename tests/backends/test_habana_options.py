@@ -1,6 +1,6 @@
 """Campaign options -> the exact optimum-habana generate()/model settings.
 
-Runs anywhere: the mapping is pure (bench.habana_options); the habana
+Runs anywhere: the mapping is pure (bench.backends.habana.options); the habana
 backend only applies it on a Gaudi card.
 """
 
@@ -15,9 +15,7 @@ import pytest
 import yaml
 
 from bench.backends import get_spec
-from bench.config import RunConfig
-from bench.errors import ConfigError
-from bench.habana_options import (
+from bench.backends.habana.options import (
     HABANA_OPTIONS,
     RUN_GENERATION_FLAGS,
     bridge_env_defaults,
@@ -26,6 +24,8 @@ from bench.habana_options import (
     graph_env_defaults,
     lazy_mode_from_env,
 )
+from bench.core.config import RunConfig
+from bench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -294,7 +294,7 @@ def test_graph_env_rule_of_run_generation() -> None:
 def test_backend_module_imports_nothing_heavy() -> None:
     """The registry imports backends to read OPTIONS (DAG parsing, the CLI)."""
     code = (
-        "import sys, bench.backends.habana, bench.fp8, bench.launch, bench.power.hlsmi\n"
+        "import sys, bench.backends.habana.backend, bench.backends.habana.fp8, bench.backends.habana.launch, bench.backends.habana.hlsmi\n"
         "heavy = [m for m in ('torch', 'transformers', 'habana_frameworks', 'optimum', 'deepspeed',"
         " 'neural_compressor') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

@@ -19,13 +19,15 @@ import numpy as np
 import pytest
 
 from bench.backends.base import Request
-from bench.backends.openai import OpenAIBackend, SSEDecoder, api_base, load_shape, redact_url
-from bench.config import RunConfig
+from bench.backends.openai.backend import OpenAIBackend
+from bench.backends.openai.loadgen import arrival_offsets
+from bench.backends.openai.options import api_base, load_shape, redact_url
+from bench.backends.openai.sse import SSEDecoder
+from bench.core.config import RunConfig
+from bench.core.metrics import request_result
+from bench.core.prompts import Prompt
+from bench.core.records import RequestRecord, RequestResult
 from bench.errors import ConfigError, ModelLoadError
-from bench.loadgen import arrival_offsets
-from bench.metrics import request_result
-from bench.prompts import Prompt
-from bench.records import RequestRecord, RequestResult
 from bench.runner import run_benchmark
 from tests.backends.openai_stub import (
     ITL_SLACK_MS,
@@ -302,7 +304,7 @@ def test_outputs_short_of_max_new_tokens_are_flagged(
 ) -> None:
     """With EOS ignored every output should be max_new_tokens long; a server
     that stops early (doesn't honour ignore_eos) is called out."""
-    caplog.set_level(logging.WARNING, logger="bench.backends.openai")
+    caplog.set_level(logging.WARNING, logger="bench.backends.openai.backend")
     results(make_config(stub, max_new_tokens=8), [script_prompt(SCRIPT)] * 2)
     assert "2 of 2 requests stopped before max_new_tokens=8 although EOS is ignored" in caplog.text
     caplog.clear()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.backends.openai.export_vllm import vllm_result
 from bench.cli import main
-from bench.export_vllm import vllm_result
-from bench.results import read_jsonl
+from bench.core.results import read_jsonl
 from tests.backends.openai_stub import (
     ITL_SLACK_MS,
     ONE_VALUE_SLACK_MS,

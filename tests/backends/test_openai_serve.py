@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from bench.backends.base import Request
-from bench.backends.openai import OpenAIBackend
-from bench.config import RunConfig
-from bench.prompts import Prompt, load_prompt_set
+from bench.backends.openai.backend import OpenAIBackend
+from bench.core.config import RunConfig
+from bench.core.prompts import Prompt, load_prompt_set
 from bench.runner import run_benchmark
 from tests.procs import free_port, stop
 

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from bench.config import RunConfig, canonical_json
+from bench.core.config import RunConfig
+from bench.core.hashing import canonical_json
 from bench.errors import ConfigError
 
 BASE = RunConfig(model="m", device="cpu", precision="fp32")

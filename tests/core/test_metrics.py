@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.metrics import distribution, is_good, request_result, summarize
-from bench.records import RequestRecord, RequestResult
+from bench.core.metrics import distribution, is_good, request_result, summarize
+from bench.core.records import RequestRecord, RequestResult
 
 
 def record(

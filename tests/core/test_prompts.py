@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.core.prompts import Prompt, load_prompt_set, plan_requests
 from bench.errors import PromptError
-from bench.prompts import Prompt, load_prompt_set, plan_requests
 
 
 def test_default_set_is_the_seed_200_prompts() -> None:

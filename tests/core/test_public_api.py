@@ -18,7 +18,6 @@ PUBLIC = {
     "DatabaseUnavailable",
     "DeviceError",
     "ModelLoadError",
-    "OutOfMemory",
     "Prompt",
     "PromptError",
     "PromptSet",
@@ -28,7 +27,6 @@ PUBLIC = {
     "RunConfig",
     "RunMetrics",
     "RunResult",
-    "RunTimeout",
     "StoreError",
     "TimingStreamer",
     "__version__",
@@ -51,7 +49,7 @@ def test_public_names_are_pinned_and_resolve() -> None:
 def test_light_modules_stay_light() -> None:
     """What a DAG file imports must not pull torch, transformers or numpy."""
     code = (
-        "import sys, bench, bench.campaign, bench.config, bench.backends;"
+        "import sys, bench, bench.campaign, bench.core.config, bench.backends;"
         "print(','.join(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunConfig
+from bench.core.config import RunConfig
+from bench.core.metrics import request_result, summarize
+from bench.core.records import RequestRecord
+from bench.core.results import CampaignRef, RunResult, read_jsonl, write_jsonl
 from bench.errors import ResultFileError
-from bench.metrics import request_result, summarize
-from bench.records import RequestRecord
-from bench.results import CampaignRef, RunResult, read_jsonl, write_jsonl
 
 
 def make_result(status: str = "ok") -> RunResult:

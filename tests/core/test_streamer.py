@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from bench.streamer import TimingStreamer
+from bench.core.streamer import TimingStreamer
 
 
 def scripted(times: list[float]):  # type: ignore[no-untyped-def]

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from bench.backends.hf import HFBackend
-from bench.config import RunConfig
-from bench.metrics import request_result
-from bench.prompts import load_prompt_set
+from bench.core.config import RunConfig
+from bench.core.metrics import request_result
+from bench.core.prompts import load_prompt_set
 from bench.runner import Plan
 from tests.core.delay_model import DelayModel, save_delay_model
 

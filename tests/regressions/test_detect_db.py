@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from bench.core.results import CampaignRef
 from bench.regressions import detect_campaign, flagged
-from bench.results import CampaignRef
 from bench.store.db import get_engine
 from bench.store.migrate import upgrade
 from bench.store.writer import load_result

@@ -1,5 +1,5 @@
 """Synthetic results built through the real dataclasses (RunConfig,
-RequestResult, bench.metrics.summarize, RunResult): what `bench run` would
+RequestResult, bench.core.metrics.summarize, RunResult): what `bench run` would
 have produced, with timings chosen by the test."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.config import RunConfig, canonical_json, sha256_hex
-from bench.metrics import summarize
-from bench.records import RequestResult
-from bench.results import CampaignRef, RunResult
+from bench.core.config import RunConfig
+from bench.core.hashing import canonical_json, sha256_hex
+from bench.core.metrics import summarize
+from bench.core.records import RequestResult
+from bench.core.results import CampaignRef, RunResult
 
 T0 = datetime(2025, 1, 1, 2, 0, tzinfo=timezone.utc)
 PROMPT_SHA = "f" * 64

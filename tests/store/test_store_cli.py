@@ -14,8 +14,8 @@ import store_factory as f
 from store_helpers import count
 
 from bench.cli import main
+from bench.core.results import read_jsonl
 from bench.paths import loaded_dir
-from bench.results import read_jsonl
 from bench.store import writer
 
 

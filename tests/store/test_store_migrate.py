@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from store_helpers import REPO, bench_proc, count
 
+from bench.core.metrics import RunMetrics
 from bench.errors import StoreError
-from bench.metrics import RunMetrics
 from bench.store import migrate
 from bench.store.db import get_engine
 from bench.store.queries import RUN_METRICS

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import store_factory as f
 from store_helpers import REPO, libpq_url, psql_binary
 
+from bench.core.results import RunResult
 from bench.errors import ConfigError
-from bench.results import RunResult
 from bench.store import queries, writer
 
 NIGHTS = 10

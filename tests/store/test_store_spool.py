@@ -187,7 +187,7 @@ def test_an_unreadable_file_is_set_aside(
 def test_load_of_a_bad_explicit_file_changes_nothing(
     engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bench.results import write_jsonl
+    from bench.core.results import write_jsonl
 
     good = write_jsonl(f.result(), tmp_path / "good.jsonl")
     bad = tmp_path / "bad.jsonl"

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 import store_factory as f
 from store_helpers import count
 
+from bench.core.records import RequestResult
+from bench.core.results import CampaignRef
 from bench.errors import ConfigError, StoreError
-from bench.records import RequestResult
-from bench.results import CampaignRef
 from bench.store import writer
 
 

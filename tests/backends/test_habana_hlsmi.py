@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.power import integrate_energy
-from bench.power.hlsmi import (
+from bench.backends.habana.hlsmi import (
     QUERY_FIELDS,
     CardReading,
     HlSmiSampler,
@@ -27,8 +26,9 @@ from bench.power.hlsmi import (
     parse_output,
     visible_cards,
 )
+from bench.power import integrate_energy
 
-DATA = Path(__file__).parent / "data" / "hlsmi"
+DATA = Path(__file__).parent.parent / "data" / "hlsmi"
 
 
 def read(name: str) -> list[CardReading]:

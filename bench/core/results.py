@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig
+from bench.core.config import RunConfig
+from bench.core.metrics import RunMetrics
+from bench.core.records import RequestResult
 from bench.errors import ConfigError, ResultFileError
-from bench.metrics import RunMetrics
-from bench.records import RequestResult
 
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout")

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.metrics import PERCENTILES, RunMetrics
-from bench.results import RunResult
+from bench.core.metrics import PERCENTILES, RunMetrics
+from bench.core.results import RunResult
 
 #: Our metric prefix -> vLLM's.
 _METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2el"}

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from bench.results import RunResult
+from bench.core.results import RunResult
 
 
 class ProgressPrinter:

@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Mapping
 
-from bench.config import RunConfig
+from bench.core.config import RunConfig
 from bench.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Run Airflow for this project: ``python -m bench.airflow_env <airflow args>``.
+"""Run Airflow for this project: ``python -m bench.orchestration.airflow_env <airflow args>``.
 
 Sets up the environment every local entry point shares (``make airflow``,
 ``make demo``, the tests): AIRFLOW_HOME under ``$BENCH_HOME``, this repo's

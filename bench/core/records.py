@@ -1,7 +1,7 @@
 """Per-request records: what backends produce and what the store keeps.
 
 A backend yields a :class:`RequestRecord` of raw host timestamps (seconds on
-the run's clock). :func:`bench.metrics.request_result` turns it into a
+the run's clock). :func:`bench.core.metrics.request_result` turns it into a
 :class:`RequestResult` in milliseconds, the form written to JSONL and to the
 ``request_result`` table, and the only form run metrics are computed from, so
 numbers recomputed from the database equal the ones printed at run time.

@@ -4,7 +4,7 @@ The habana backend accepts the knobs users know from optimum-habana's
 ``examples/text-generation/run_generation.py``, under the same names. This
 module is pure (no torch, no habana import) so the mapping from options to
 the exact ``GaudiGenerationConfig`` attributes and ``generate()`` keyword
-arguments is tested on any machine; ``bench.backends.habana`` only applies
+arguments is tested on any machine; ``bench.backends.habana.backend`` only applies
 what :func:`gaudi_settings` returns.
 
 Where run_generation.py silently drops a flag that cannot take effect (e.g.
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.backends.base import OptionSpec
+from bench.backends.options import COMMON_OPTIONS, OptionSpec
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.core.config import RunConfig
 
 #: Options of the habana backend (on top of the in-process COMMON_OPTIONS).
 HABANA_OPTIONS: dict[str, OptionSpec] = {
@@ -90,6 +93,15 @@ RUN_GENERATION_FLAGS: dict[str, str | None] = {
     "attn_implementation": "--attn_implementation",
     "fp8_calibration_requests": None,
 }
+
+#: Every option the habana backend accepts (what the registry reads).
+OPTIONS: dict[str, OptionSpec] = {**COMMON_OPTIONS, **HABANA_OPTIONS}
+
+
+def validate_config(config: RunConfig) -> None:
+    """Cross-option checks, run by the backend registry before anything loads."""
+    validate_options(config.options, precision=config.precision, world_size=config.world_size)
+
 
 _FLASH_DEPENDENTS = (
     "flash_attention_recompute",

@@ -3,11 +3,11 @@
 INC quantizes in two runs, each steered by the JSON file that the
 ``QUANT_CONFIG`` environment variable names:
 
-1. measure (``bench/quant/maxabs_measure.json``): the bf16 model, its
+1. measure (``bench/backends/habana/quant/maxabs_measure.json``): the bf16 model, its
    supported modules patched with observers, runs calibration prompts; then
    ``finalize_calibration`` writes per-module max-abs statistics under
    ``dump_stats_path``;
-2. quantize (``bench/quant/maxabs_quant.json``): a fresh model is converted
+2. quantize (``bench/backends/habana/quant/maxabs_quant.json``): a fresh model is converted
    to fp8 with scales computed from those statistics.
 
 Measuring takes minutes on a big model, so the statistics are cached under
@@ -21,7 +21,7 @@ calibration data and the measure config itself.
 Concurrent runs may measure the same key: each measures into a private
 staging directory and the first to finish renames it into place; the others
 keep their own copy for that run and delete it. This module holds the
-file-level logic; the INC calls live in ``bench.backends.habana``.
+file-level logic; the INC calls live in ``bench.backends.habana.backend``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.config import canonical_json, sha256_hex
+from bench.core.hashing import canonical_json, sha256_hex
 from bench.errors import ConfigError
 from bench.paths import quant_dir
 
-#: The INC configs shipped as package data (pyproject: ``quant/*.json``).
+#: The INC configs shipped as package data (pyproject: ``backends/habana/quant/*.json``).
 QUANT_TEMPLATES = Path(__file__).resolve().parent / "quant"
 MEASURE_CONFIG = "maxabs_measure.json"
 QUANT_CONFIG = "maxabs_quant.json"
@@ -60,7 +60,7 @@ _DONE = "done-rank{rank}.json"
 
 
 def load_template(name: str) -> dict[str, Any]:
-    """A quant config shipped in the package (``bench/quant/*.json``)."""
+    """A quant config shipped in the package (``bench/backends/habana/quant/*.json``)."""
     try:
         text = (QUANT_TEMPLATES / name).read_text()
     except FileNotFoundError:

@@ -4,9 +4,9 @@ Follows optimum-habana 1.21's text-generation example (run_generation.py and
 its utils.py): ``adapt_transformers_to_gaudi()``, weights in the run's dtype
 with eager attention, ``.eval().to("hpu")``, ``wrap_in_hpu_graph``, static
 shapes with every prompt left-padded to one input length, the Gaudi
-generation settings (:mod:`bench.habana_options` maps the campaign options to
+generation settings (:mod:`bench.backends.habana.options` maps the campaign options to
 them), DeepSpeed inference for tensor parallelism and Intel Neural
-Compressor for fp8 (:mod:`bench.fp8` keeps its measurements).
+Compressor for fp8 (:mod:`bench.backends.habana.fp8` keeps its measurements).
 
 Batching, the timing streamer and records come from
 :class:`~bench.backends.inprocess.InProcessBackend`. Token timestamps stay
@@ -30,30 +30,29 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.backends.base import BackendInfo, OptionSpec, Request
-from bench.backends.inprocess import (
-    COMMON_OPTIONS,
-    InProcessBackend,
-    load_error,
-    torch_dtype,
-    transformers_dtype_kwarg,
-)
-from bench.config import RunConfig
-from bench.devices import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
-from bench.errors import BenchError, ConfigError, DeviceError, ModelLoadError
-from bench.habana_options import (
-    HABANA_OPTIONS,
+from bench.backends.base import BackendInfo, Request
+from bench.backends.habana.launch import is_primary_rank, rank, rendezvous_token
+from bench.backends.habana.options import (
+    OPTIONS,
     GaudiSettings,
     fixed_input_length,
     gaudi_settings,
     graph_env_defaults,
     lazy_mode_from_env,
     option,
-    validate_options,
 )
-from bench.launch import is_primary_rank, rank, rendezvous_token
+from bench.backends.inprocess import (
+    InProcessBackend,
+    load_error,
+    torch_dtype,
+    transformers_dtype_kwarg,
+)
+from bench.backends.options import OptionSpec
+from bench.core.config import RunConfig
+from bench.core.prompts import Prompt, batched, load_prompt_set
+from bench.devices import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
+from bench.errors import BenchError, ConfigError, DeviceError, ModelLoadError
 from bench.power import PowerSampler
-from bench.prompts import Prompt, batched, load_prompt_set
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +65,7 @@ CALIBRATION_BATCH_SIZE = 4
 
 class HabanaBackend(InProcessBackend):
     name: ClassVar[str] = "habana"
-    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = {**COMMON_OPTIONS, **HABANA_OPTIONS}
-
-    @staticmethod
-    def validate(config: RunConfig) -> None:
-        """Cross-option checks, run by the backend registry before anything loads."""
-        validate_options(config.options, precision=config.precision, world_size=config.world_size)
+    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = OPTIONS
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
@@ -237,7 +231,7 @@ class HabanaBackend(InProcessBackend):
         """INC's two passes: measure (cached per model + software stack), then quantize."""
         import habana_frameworks.torch.hpu as hthpu
 
-        from bench import fp8
+        from bench.backends.habana import fp8
 
         world_size = self.config.world_size
         requests, calibration = self._calibration_requests()
@@ -363,14 +357,14 @@ class HabanaBackend(InProcessBackend):
     def power_sampler(self) -> PowerSampler | None:
         if not is_primary_rank():
             return None
-        from bench.power.hlsmi import hlsmi_sampler
+        from bench.backends.habana.hlsmi import hlsmi_sampler
 
         return hlsmi_sampler(self.config.world_size)
 
     def info(self) -> BackendInfo:
         import habana_frameworks.torch.hpu as hthpu
 
-        from bench.power.hlsmi import driver_version
+        from bench.backends.habana.hlsmi import driver_version
 
         try:
             plugin: str | None = metadata.version("habana-torch-plugin")

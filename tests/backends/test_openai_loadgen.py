@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bench.backends.openai.loadgen import LoadShape, arrival_offsets, expected_gap_cv
 from bench.errors import ConfigError
-from bench.loadgen import LoadShape, arrival_offsets, expected_gap_cv
 
 
 def test_poisson_gaps_are_exponential_at_the_requested_rate() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.records import RequestRecord, RequestResult
+from bench.core.records import RequestRecord, RequestResult
 
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 TIMED_METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")

@@ -46,7 +46,7 @@ CDF_QUANTILES = 400
 
 
 def format_campaign_table(rows: Sequence[dict[str, Any]]) -> str:
-    from bench.tables import format_table
+    from bench.report.tables import format_table
 
     if not rows:
         return "no runs recorded for this campaign"

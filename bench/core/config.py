@@ -11,8 +11,6 @@ that does not (warmup count, where the weights live, SLOs, labels).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -20,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from bench.core.hashing import canonical_json, frozen, sha256_hex, thawed
 from bench.errors import ConfigError
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8")
@@ -30,33 +29,6 @@ CONCRETE_DEVICES: tuple[str, ...] = ("cpu", "cuda", "hpu")
 _NOT_FINGERPRINTED = frozenset(
     {"model_path", "warmup", "trust_remote_code", "slo_ttft_ms", "slo_tpot_ms", "prompts", "limit"}
 )
-
-
-def _frozen(value: Any) -> Any:
-    """Deep-freeze JSON-like data so a frozen dataclass is really immutable."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def _thawed(value: Any) -> Any:
-    """Inverse of :func:`_frozen`: plain dicts and lists for JSON."""
-    if isinstance(value, Mapping):
-        return {k: _thawed(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thawed(v) for v in value]
-    return value
-
-
-def canonical_json(value: Any) -> str:
-    """Key-sorted, whitespace-free JSON: the input of every fingerprint."""
-    return json.dumps(_thawed(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _int_at_least(name: str, value: Any, minimum: int) -> int:
@@ -130,7 +102,7 @@ class RunConfig:
                 set_(self, name, _positive_float(name, getattr(self, name)))
         if not isinstance(self.options, Mapping):
             raise ConfigError(f"options must be a mapping, got {type(self.options).__name__}")
-        set_(self, "options", _frozen(dict(self.options)))
+        set_(self, "options", frozen(dict(self.options)))
         if self.precision == "fp8" and self.device in ("cpu", "cuda"):
             raise ConfigError(
                 f"precision fp8 is supported on hpu only (Intel Neural Compressor), not on {self.device}"
@@ -158,7 +130,7 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     # -- identity ---------------------------------------------------------------------
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def arrival_offsets(n: int, rate: float, *, burstiness: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -39,6 +41,8 @@ def arrival_offsets(n: int, rate: float, *, burstiness: float = 1.0, seed: int =
         raise ConfigError(f"request rate must be a positive number, got {rate!r}")
     if not (math.isfinite(burstiness) and burstiness > 0):
         raise ConfigError(f"burstiness must be a positive number, got {burstiness!r}")
+    import numpy as np
+
     if n == 0:
         return np.zeros(0)
     rng = np.random.default_rng(seed)

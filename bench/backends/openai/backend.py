@@ -39,122 +39,56 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from bench.backends.base import BackendInfo, OptionSpec, Progress, Request
-from bench.config import RunConfig, canonical_json
+from bench.backends.base import BackendInfo, Progress, Request
+from bench.backends.openai.driver import drive
+from bench.backends.openai.endpoints import ENDPOINTS
+from bench.backends.openai.options import (
+    OPTIONS,
+    api_base,
+    load_shape,
+    option,
+    redact_url,
+    validate_config,
+)
+from bench.backends.openai.sse import SSEDecoder
+from bench.backends.options import OptionSpec
+from bench.core.config import RunConfig
+from bench.core.hashing import canonical_json
+from bench.core.prompts import Prompt
+from bench.core.records import RequestRecord
 from bench.errors import ConfigError, ModelLoadError
-from bench.loadgen import LoadShape
-from bench.prompts import Prompt
-from bench.records import RequestRecord
 
 if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: dict[str, str] = {"completions": "/completions", "chat": "/chat/completions"}
 _PROBE_TIMEOUT_S = 10.0
 _ERROR_TEXT_LIMIT = 300
-_NO_DELTA: Mapping[str, Any] = {}
 _loads = json.JSONDecoder().decode
 
 
 class OpenAIBackend:
-    """Concurrent streaming HTTP requests shaped by :class:`~bench.loadgen.LoadShape`."""
+    """Concurrent streaming HTTP requests shaped by :class:`~bench.backends.openai.loadgen.LoadShape`."""
 
     name: ClassVar[str] = "openai"
-    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = {
-        "base_url": OptionSpec(
-            str, None, "API root including the version prefix, e.g. http://host:8000/v1 (required)"
-        ),
-        "endpoint": OptionSpec(
-            str, "completions", "completions (prompt text) or chat (messages)", tuple(ENDPOINTS)
-        ),
-        "api_key_env": OptionSpec(
-            str,
-            "OPENAI_API_KEY",
-            "environment variable holding the API key (sent as a Bearer token, never logged)",
-            fingerprint=False,
-        ),
-        "served_model": OptionSpec(
-            str, None, "model name sent in requests (default: the config's model)"
-        ),
-        "tokenizer": OptionSpec(
-            str,
-            None,
-            "tokenizer directory or hub id, to count tokens when the server sends no usage "
-            "(default: the model path; 'none': count content chunks)",
-        ),
-        # Campaign options are shared by every matrix point: a closed-loop
-        # point (concurrency) ignores these two.
-        "burstiness": OptionSpec(
-            float, 1.0, "open loop: gamma shape of arrival gaps (1 = Poisson, <1 burstier)"
-        ),
-        "max_concurrency": OptionSpec(
-            int, None, "open loop: most requests in flight (default: unbounded)"
-        ),
-        "request_timeout_s": OptionSpec(
-            float, 600.0, "a request not finished after this many seconds fails", fingerprint=False
-        ),
-        "max_duration_s": OptionSpec(
-            float, None, "stop issuing new requests after this many seconds"
-        ),
-        "send_ignore_eos": OptionSpec(
-            bool,
-            True,
-            "when the run ignores EOS, send vLLM's ignore_eos and min_tokens; false for servers "
-            "that reject unknown fields (transformers serve answers 422)",
-        ),
-        "include_usage": OptionSpec(
-            bool, True, "ask for token usage in the stream (stream_options)"
-        ),
-        "temperature": OptionSpec(
-            float, None, "sampling temperature sent (default: the server's; 0 = greedy)"
-        ),
-        "extra_body": OptionSpec(
-            Mapping, None, 'JSON fields merged into every request body, e.g. {"top_k": 1}'
-        ),
-    }
-
-    # -- validation (also called by bench.backends.validate_config) ----------------------
-
-    @classmethod
-    def validate(cls, config: RunConfig) -> None:
-        """Checks that need more than one option at a time."""
-        opts = config.options
-        base_url = opts.get("base_url")
-        if not base_url:
-            raise ConfigError("the openai backend needs base_url (--base-url http://host:8000/v1)")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"base_url must be an http(s) URL like http://host:8000/v1, got {redact_url(base_url)!r}"
-            )
-        for key in ("request_timeout_s", "max_duration_s", "burstiness", "max_concurrency"):
-            value = opts.get(key)
-            if value is not None and not value > 0:
-                raise ConfigError(f"openai option {key!r} must be positive, got {value!r}")
-        if "stream" in (opts.get("extra_body") or {}):
-            raise ConfigError(
-                "extra_body cannot change 'stream': this backend measures streamed tokens"
-            )
-        load_shape(config)
+    OPTIONS: ClassVar[Mapping[str, OptionSpec]] = OPTIONS
 
     # -- Backend protocol -----------------------------------------------------------------
 
     def __init__(self, config: RunConfig) -> None:
-        self.validate(config)
+        validate_config(config)
         self.config = config
         opts = config.options
-        self.chat = opts.get("endpoint", "completions") == "chat"
+        self.endpoint = ENDPOINTS[str(option(config, "endpoint"))]
         self.base = api_base(str(opts["base_url"]))
-        self.url = self.base + ENDPOINTS["chat" if self.chat else "completions"]
+        self.url = self.base + self.endpoint.path
         self.shape = load_shape(config)
-        self.timeout_s = float(
-            opts.get("request_timeout_s", self.OPTIONS["request_timeout_s"].default)
-        )
+        self.timeout_s = float(option(config, "request_timeout_s"))  # type: ignore[arg-type]
         self.model_name = str(opts.get("served_model") or config.model)
+        self.choice_text = self.endpoint.choice_text
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tokenizer: Any = None
@@ -169,7 +103,7 @@ class OpenAIBackend:
         the measured phase reuses the connections the warmup opened.
         """
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        env = str(self.config.options.get("api_key_env", self.OPTIONS["api_key_env"].default))
+        env = str(option(self.config, "api_key_env"))
         key = os.environ.get(env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -257,9 +191,7 @@ class OpenAIBackend:
             ) as resp:
                 self._server = resp.headers.get("Server")
                 if resp.status in (401, 403):
-                    env = self.config.options.get(
-                        "api_key_env", self.OPTIONS["api_key_env"].default
-                    )
+                    env = option(self.config, "api_key_env")
                     raise ConfigError(
                         f"{redact_url(models_url)} refused the credentials (HTTP {resp.status}); "
                         f"put the API key in ${env}"
@@ -298,11 +230,7 @@ class OpenAIBackend:
     def _payload(self, prompt: Prompt) -> bytes:
         opts = self.config.options
         n = self.config.max_new_tokens
-        body: dict[str, Any] = {"model": self.model_name}
-        if self.chat:
-            body["messages"] = prompt.as_messages()
-        else:
-            body["prompt"] = prompt.as_text()
+        body: dict[str, Any] = {"model": self.model_name, **self.endpoint.prompt_body(prompt)}
         body["max_tokens"] = n
         body["stream"] = True
         if opts.get("include_usage", True):
@@ -318,7 +246,7 @@ class OpenAIBackend:
 
     def _count_prompt(self, prompt: Prompt) -> int:
         tok = self._tokenizer
-        if self.chat and getattr(tok, "chat_template", None):
+        if self.endpoint.templated and getattr(tok, "chat_template", None):
             ids = tok.apply_chat_template(
                 prompt.as_messages(), add_generation_prompt=True, tokenize=True
             )
@@ -332,48 +260,13 @@ class OpenAIBackend:
     async def _run(
         self, requests: Sequence[Request], progress: Progress
     ) -> list[tuple[Request, _Stream]]:
-        shape = self.shape
         done: list[tuple[Request, _Stream]] = []
-        start = time.perf_counter()
-        deadline = start + shape.max_duration_s if shape.max_duration_s is not None else None
 
         async def send(request: Request) -> None:
             done.append((request, await self._stream(request)))
             progress(1)
 
-        if not shape.open_loop:
-            pending = iter(requests)
-
-            async def client() -> None:
-                for request in pending:
-                    if deadline is not None and time.perf_counter() >= deadline:
-                        return
-                    await send(request)
-
-            await asyncio.gather(*(client() for _ in range(min(shape.concurrency, len(requests)))))
-            return done
-
-        limit = asyncio.Semaphore(shape.max_concurrency) if shape.max_concurrency else None
-
-        async def arrive(request: Request) -> None:
-            if limit is None:
-                await send(request)
-                return
-            async with limit:
-                # Waiting for a slot is client-side queueing, not server
-                # latency: t_send is taken once the request really goes out.
-                if deadline is None or time.perf_counter() < deadline:
-                    await send(request)
-
-        tasks = []
-        for request, offset in zip(requests, shape.schedule(len(requests)).tolist(), strict=True):
-            delay = start + offset - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if deadline is not None and time.perf_counter() >= deadline:
-                break
-            tasks.append(asyncio.create_task(arrive(request)))
-        await asyncio.gather(*tasks)
+        await drive(requests, self.shape, send)
         return done
 
     async def _stream(self, request: Request) -> _Stream:
@@ -425,14 +318,7 @@ class OpenAIBackend:
             return True
         choices = obj.get("choices")
         if choices:
-            choice = choices[0]
-            if self.chat:
-                delta = choice.get("delta") or _NO_DELTA
-                text = (
-                    delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
-                )
-            else:
-                text = choice.get("text")
+            text = self.choice_text(choices[0])
             if text and type(text) is str:
                 stream.token_times.append(now)
                 stream.parts.append(text)
@@ -515,84 +401,6 @@ class _Stream:
     error: str | None = None
 
 
-class SSEDecoder:
-    """Incremental ``text/event-stream`` decoder: text in, each event's data out.
-
-    Events end at a blank line; ``data:`` lines of one event are joined with
-    newlines; comments (``:``) and other fields are dropped; CRLF and CR line
-    ends are accepted, even when a CRLF is split across two reads.
-    """
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = ""
-
-    def feed(self, chunk: str) -> list[str]:
-        buf = self._buf + chunk if self._buf else chunk
-        tail = ""
-        if "\r" in buf:
-            if buf.endswith("\r"):
-                buf, tail = buf[:-1], "\r"
-            buf = buf.replace("\r\n", "\n").replace("\r", "\n")
-        events = buf.split("\n\n")
-        self._buf = events.pop() + tail
-        out = []
-        for event in events:
-            if event.startswith("data: ") and "\n" not in event:  # the common one-line event
-                out.append(event[6:])
-            elif (data := _event_data(event)) is not None:
-                out.append(data)
-        return out
-
-    def flush(self) -> list[str]:
-        """The last event of a stream that ended without a blank line."""
-        rest, self._buf = self._buf.replace("\r", "\n").strip("\n"), ""
-        data = _event_data(rest) if rest else None
-        return [data] if data is not None else []
-
-
-def _event_data(event: str) -> str | None:
-    lines = [line[5:] for line in event.split("\n") if line.startswith("data:")]
-    if not lines:
-        return None
-    return "\n".join(line[1:] if line.startswith(" ") else line for line in lines)
-
-
-def load_shape(config: RunConfig) -> LoadShape:
-    """The config's load shape: open loop when request_rate is set (capped by
-    max_concurrency, or by concurrency when given), else a closed loop."""
-    opts = config.options
-    caps = [c for c in (opts.get("max_concurrency"), config.concurrency) if c is not None]
-    open_loop = config.request_rate is not None
-    return LoadShape(
-        concurrency=(config.concurrency or 1) if not open_loop else 1,
-        request_rate=config.request_rate,
-        burstiness=float(opts.get("burstiness", 1.0)),
-        max_concurrency=min(caps) if open_loop and caps else None,
-        max_duration_s=opts.get("max_duration_s"),
-        seed=config.seed,
-    )
-
-
-def api_base(base_url: str) -> str:
-    """The API root requests are built on: a bare ``http://host:port`` gets ``/v1``."""
-    base = base_url.rstrip("/")
-    if urlsplit(base).path in ("", "/"):
-        base += "/v1"
-    return base
-
-
-def redact_url(url: str) -> str:
-    """The URL without any user:password part (safe to log and store)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def error_message(error: Any) -> str:
     """The human part of an OpenAI-style error object (dict or string)."""
     if isinstance(error, Mapping):
@@ -615,4 +423,4 @@ def error_text(body: bytes) -> str:
     return error_message(obj)
 
 
-__all__ = ["ENDPOINTS", "OpenAIBackend", "SSEDecoder", "api_base", "load_shape", "redact_url"]
+__all__ = ["OpenAIBackend", "error_message", "error_text"]

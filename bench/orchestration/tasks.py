@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.campaign import Campaign, load_campaign
-from bench.config import RunConfig
+from bench.core.config import RunConfig
+from bench.core.prompts import load_prompt_set
+from bench.core.results import CampaignRef, read_jsonl
 from bench.errors import BenchError
 from bench.paths import bench_home
-from bench.prompts import load_prompt_set
-from bench.results import CampaignRef, read_jsonl
 from bench.runner import Plan
 
 Log = Callable[[str], None]
@@ -207,7 +207,7 @@ def benchmark(
     log: Log = print,
 ) -> Outcome:
     """Run one configuration in a child process and record its outcome."""
-    from bench.launch import launch_command
+    from bench.backends.habana.launch import launch_command
 
     config = RunConfig.from_mapping(item["config"])
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
@@ -361,7 +361,7 @@ def report_path(campaign: CampaignRef) -> Path:
 
 def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Path:
     """Print the campaign's table, write its HTML report, stamp its end."""
-    from bench.campaign_report import format_campaign_table, write_campaign_report
+    from bench.report.campaign import format_campaign_table, write_campaign_report
     from bench.store.queries import run_query
     from bench.store.writer import finish_campaign
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from bench.config import canonical_json, sha256_hex
+from bench.core.hashing import canonical_json, sha256_hex
 from bench.errors import PromptError
 
 _ROLES = ("system", "user", "assistant")
