@@ -116,3 +116,29 @@ def test_operational_backend_options_stay_out_of_the_fingerprint() -> None:
     assert moved_key.fingerprint(**ID) == fp
     other_server = endpoint.replace(options={"base_url": "http://b:8000/v1"})
     assert other_server.fingerprint(**ID) != fp
+
+
+#: Fingerprints of configurations as they were before any field was added
+#: later: new fields must keep them (a new field enters the identity only
+#: when it differs from the behaviour that existed before it), or every
+#: user's history would restart at the upgrade.
+PINNED_FINGERPRINTS = {
+    "5d34d827248d0bd408e7d0225a3b5c3ae5792507785a68b13014f6a6ba5dd73b": dict(
+        model="meta-llama/Llama-2-7b-hf", device="cpu", precision="fp32", batch_size=4,
+        max_new_tokens=16,
+    ),
+    "d980baef67d3771f009fb1a5c4456f12d17efc51cb29edba87e7a4bf7b856167": dict(
+        model="m", backend="openai", device="hpu", precision="bf16", concurrency=8,
+        options={"base_url": "http://h:8000/v1", "endpoint": "chat", "api_key_env": "K"},
+    ),
+    "74d41f2e474763f724739245ff414507030e1084e43bf176a66832354809dd69": dict(
+        model="m", backend="habana", device="hpu", precision="fp8", batch_size=8,
+        options={"use_hpu_graphs": True, "bucket_size": 128},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("expected", sorted(PINNED_FINGERPRINTS))
+def test_existing_histories_keep_their_fingerprint(expected: str) -> None:
+    config = RunConfig(**PINNED_FINGERPRINTS[expected])
+    assert config.fingerprint(prompt_set_sha="e30f", n_requests=8) == expected
