@@ -17,7 +17,7 @@ CREATE TABLE campaign (
     CONSTRAINT campaign_dag_run_id_key UNIQUE (dag_run_id)
 );
 
--- One comparable configuration: bench.core.config.RunConfig.identity() hashed into
+-- One comparable configuration: bench.config.RunConfig.identity() hashed into
 -- `fingerprint`. The contract columns (model .. options) are copied out of
 -- `identity` so SQL can filter and group on them.
 CREATE TABLE benchmark_config (

@@ -1,4 +1,4 @@
--- One row per measured request (bench.core.records.RequestResult), bulk-loaded
+-- One row per measured request (bench.records.RequestResult), bulk-loaded
 -- with COPY. Timings are float8 milliseconds exactly as the run computed
 -- them; itl_ms (every inter-token gap) is real[] to keep the table compact.
 --

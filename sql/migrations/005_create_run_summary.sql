@@ -1,5 +1,5 @@
 -- One row per run that produced metrics: every field of
--- bench.core.metrics.RunMetrics, the same numbers `bench run` printed.
+-- bench.metrics.RunMetrics, the same numbers `bench run` printed.
 CREATE TABLE run_summary (
     run_id                 bigint PRIMARY KEY REFERENCES run (id) ON DELETE CASCADE,
     n_requests             integer NOT NULL,
