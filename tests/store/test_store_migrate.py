@@ -140,3 +140,23 @@ def test_badly_named_migration_is_rejected(sql_copy: Path) -> None:
     (sql_copy / "migrations" / "8_oops.sql").write_text("SELECT 1;")
     with pytest.raises(StoreError, match=r"8_oops\.sql is not named"):
         migrate.discover()
+
+
+#: Migrations that shipped: databases in the field recorded these checksums,
+#: and `bench db upgrade` refuses to run when an applied file changed. Never
+#: edit one; add a new migration instead.
+SHIPPED = {
+    "001_create_schema_migrations.sql": "090f4b3f1954fdf2acb3ff798e9e1585e1c99d6976e75d5f3d722bcd121540da",
+    "002_create_dimensions.sql": "5463648af7f84018b3a3c2d8ce58b70df376e709a186b110884e201a8fecd14f",
+    "003_create_run.sql": "d594491310862365713e827efb9a948b626446b782b9e212381be21a9496abcb",
+    "004_create_request_result.sql": "31c13dd9fadbdfa957aedac88e5618ab347acf91a48c67f3d9acb433e9207674",
+    "005_create_run_summary.sql": "7b5d5ae4358dc35e4f30f7b0f8bee968a1ab5714e1437aa745391357262ac78b",
+    "006_create_regression.sql": "0b6a674f5731467cd501dc72ece4d0005295366fb44c7a8af71b271672248cf6",
+    "007_create_v_run_trend.sql": "757b6e86dac593b0aa3c19daac5572178338eacb1bbfc1f6f58b84da86b0d1ae",
+    "008_create_run_metric.sql": "186c2a1dfaacd187cef8e1f9af4e5cfef7c53b1d0695bb271358ad4da9859740",
+}  # fmt: skip
+
+
+def test_shipped_migrations_never_change() -> None:
+    found = {m.name: m.checksum for m in migrate.discover()}
+    assert {name: found.get(name) for name in SHIPPED} == SHIPPED
