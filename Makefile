@@ -24,6 +24,7 @@ test: $(STAMP)  ## the whole suite (what .ci/run calls)
 lint: $(STAMP)
 	$(BIN)/ruff check bench tests dags plugins benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)  ## tiny model + the smoke campaign through Airflow + summary
 	$(BIN)/python -m bench.demo

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import BackendInfo
+from bench.backends.devices import cpu_name
 from bench.core.hashing import canonical_json, sha256_hex
-from bench.devices import cpu_name
 
 #: Distributions whose versions change what is measured.
 PACKAGES: tuple[str, ...] = (

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from bench.backends import create_backend, get_spec
 from bench.backends.base import Backend, Progress, Request
+from bench.backends.devices import resolve_device
 from bench.core.config import RunConfig
 from bench.core.metrics import request_result, summarize
 from bench.core.prompts import PromptSet, load_prompt_set, plan_requests
 from bench.core.results import CampaignRef, RunResult
-from bench.devices import resolve_device
 from bench.environment import capture_environment
 from bench.errors import BenchmarkFailed
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from bench.backends.base import BackendInfo
+from bench.backends.devices import cpu_name, host_peak_rss_bytes, reset_host_peak_rss
 from bench.backends.inprocess import (
     InProcessBackend,
     load_error,
@@ -14,7 +15,6 @@ from bench.backends.inprocess import (
     transformers_dtype_kwarg,
 )
 from bench.backends.options import HF_OPTIONS, OptionSpec
-from bench.devices import cpu_name, host_peak_rss_bytes, reset_host_peak_rss
 from bench.power import PowerSampler
 
 

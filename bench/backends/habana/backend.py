@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.backends.base import BackendInfo, Request
+from bench.backends.habana.device import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
 from bench.backends.habana.launch import is_primary_rank, rank, rendezvous_token
 from bench.backends.habana.options import (
     OPTIONS,
@@ -50,7 +51,6 @@ from bench.backends.inprocess import (
 from bench.backends.options import OptionSpec
 from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, batched, load_prompt_set
-from bench.devices import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
 from bench.errors import BenchError, ConfigError, DeviceError, ModelLoadError
 from bench.power import PowerSampler
 

@@ -7,37 +7,11 @@ there is a one-line :class:`DeviceError` naming what is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import resource
 from pathlib import Path
 
 from bench.errors import DeviceError
-
-GAUDI_DOCS = "see the 'Gaudi' section of README.md and docs/gaudi.md"
-
-
-def hpu_available() -> tuple[bool, str]:
-    """(available, reason-if-not) without raising."""
-    if importlib.util.find_spec("habana_frameworks") is None:
-        return False, "habana_frameworks is not installed (Intel Gaudi software stack)"
-    apply_habana_env_defaults()
-    try:
-        import habana_frameworks.torch.hpu as hthpu
-
-        if not hthpu.is_available() or hthpu.device_count() < 1:
-            return False, "habana_frameworks is installed but no Gaudi card is visible"
-    except Exception as exc:  # the driver stack can fail in many ways
-        return False, f"habana_frameworks failed to initialise: {exc}".splitlines()[0]
-    return True, ""
-
-
-def apply_habana_env_defaults() -> None:
-    """The bridge reads its mode when habana_frameworks first loads: set the
-    defaults (lazy mode, as optimum-habana's examples run) before that."""
-    from bench.backends.habana.options import bridge_env_defaults
-
-    os.environ.update(bridge_env_defaults(os.environ))
 
 
 def cuda_available() -> tuple[bool, str]:
@@ -51,6 +25,8 @@ def cuda_available() -> tuple[bool, str]:
 
 def resolve_device(device: str) -> str:
     """Turn ``auto`` into a concrete device and check that a named one exists."""
+    from bench.backends.habana.device import GAUDI_DOCS, hpu_available
+
     if device == "auto":
         if hpu_available()[0]:
             return "hpu"
@@ -68,27 +44,6 @@ def resolve_device(device: str) -> str:
     elif device != "cpu":
         raise DeviceError(f"unknown device {device!r}")
     return device
-
-
-# -- HPU peak memory ----------------------------------------------------------------------
-
-
-def reset_hpu_peak_memory() -> None:
-    """Start a fresh peak (``MaxInUse``) for the measured window."""
-    import habana_frameworks.torch.hpu as hthpu
-
-    hthpu.synchronize()
-    hthpu.reset_peak_memory_stats()
-
-
-def hpu_peak_memory_bytes() -> int | None:
-    """Peak device memory held by tensors since the last reset (this process's card)."""
-    import habana_frameworks.torch.hpu as hthpu
-
-    hthpu.synchronize()
-    stats = hthpu.memory_stats()
-    peak = stats.get("MaxInUse") if isinstance(stats, dict) else None
-    return int(peak) if peak is not None else int(hthpu.max_memory_allocated())
 
 
 # -- host (CPU) peak memory --------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The Gaudi card as a device: is one visible, and how much memory the run held.
+
+Kept apart from :mod:`bench.backends.devices` so that device discovery can
+ask about HPUs without importing the habana backend, and the habana backend
+needs nothing from generic device code. Habana's bridge reads its settings
+once, when ``habana_frameworks`` first loads: the env defaults are applied
+before that import, here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+GAUDI_DOCS = "see the 'Gaudi' section of README.md and docs/gaudi.md"
+
+
+def hpu_available() -> tuple[bool, str]:
+    """(available, reason-if-not) without raising."""
+    if importlib.util.find_spec("habana_frameworks") is None:
+        return False, "habana_frameworks is not installed (Intel Gaudi software stack)"
+    apply_habana_env_defaults()
+    try:
+        import habana_frameworks.torch.hpu as hthpu
+
+        if not hthpu.is_available() or hthpu.device_count() < 1:
+            return False, "habana_frameworks is installed but no Gaudi card is visible"
+    except Exception as exc:  # the driver stack can fail in many ways
+        return False, f"habana_frameworks failed to initialise: {exc}".splitlines()[0]
+    return True, ""
+
+
+def apply_habana_env_defaults() -> None:
+    """The bridge reads its mode when habana_frameworks first loads: set the
+    defaults (lazy mode, as optimum-habana's examples run) before that."""
+    from bench.backends.habana.options import bridge_env_defaults
+
+    os.environ.update(bridge_env_defaults(os.environ))
+
+
+def reset_hpu_peak_memory() -> None:
+    """Start a fresh peak (``MaxInUse``) for the measured window."""
+    import habana_frameworks.torch.hpu as hthpu
+
+    hthpu.synchronize()
+    hthpu.reset_peak_memory_stats()
+
+
+def hpu_peak_memory_bytes() -> int | None:
+    """Peak device memory held by tensors since the last reset (this process's card)."""
+    import habana_frameworks.torch.hpu as hthpu
+
+    hthpu.synchronize()
+    stats = hthpu.memory_stats()
+    peak = stats.get("MaxInUse") if isinstance(stats, dict) else None
+    return int(peak) if peak is not None else int(hthpu.max_memory_allocated())
