@@ -341,7 +341,7 @@ def test_outputs_short_of_max_new_tokens_are_flagged(
 ) -> None:
     """With EOS ignored every output should be max_new_tokens long; a server
     that stops early (doesn't honour ignore_eos) is called out."""
-    caplog.set_level(logging.WARNING, logger="bench.backends.openai.backend")
+    caplog.set_level(logging.WARNING, logger="bench.backends.openai")
     results(make_config(stub, max_new_tokens=8), [script_prompt(SCRIPT)] * 2)
     assert (
         "2 of 2 requests stopped before max_new_tokens=8 although ignore_eos/min_tokens were sent"
@@ -358,7 +358,7 @@ def test_server_usage_wins_and_a_disagreeing_tokenizer_is_reported(
 ) -> None:
     """The stub's usage says 5 prompt tokens; the tiny tokenizer's chat
     template makes 9 of "hi". The server's count is recorded, and said."""
-    caplog.set_level(logging.INFO, logger="bench.backends.openai.backend")
+    caplog.set_level(logging.INFO, logger="bench.backends.openai")
     config = make_config(
         stub, max_new_tokens=3, options={"endpoint": "chat", "tokenizer": str(tiny_model)}
     )

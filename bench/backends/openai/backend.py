@@ -12,7 +12,7 @@ option at its default:
   length field was accepted), which the runner records and fingerprints;
 * each request is timed by :mod:`.stream` (token time = arrival of a network
   read carrying content);
-* token counts (:meth:`_records`, after the streams so counting never delays
+* token counts (:mod:`.counts`, after the streams so counting never delays
   a timestamp): the server's ``usage`` first, else the tokenizer within the
   bounds the stream proves (:mod:`.tokens`), else one per content event; any
   disagreement between sources is a warning, never a silent correction.
@@ -31,12 +31,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from bench.backends.base import BackendInfo, Progress, Request
+from bench.backends.openai.counts import report, to_records
 from bench.backends.openai.driver import drive
 from bench.backends.openai.endpoints import candidates
 from bench.backends.openai.options import (
@@ -50,7 +50,7 @@ from bench.backends.openai.options import (
 from bench.backends.openai.payload import LENGTH_FIELDS, Body, effective_config
 from bench.backends.openai.probe import Probed, probe
 from bench.backends.openai.stream import Stream, StreamReader
-from bench.backends.openai.tokens import TokenCounter, bounded, load_tokenizer
+from bench.backends.openai.tokens import TokenCounter, load_tokenizer
 from bench.backends.options import OptionSpec
 from bench.core.config import RunConfig
 from bench.core.records import RequestRecord
@@ -249,112 +249,19 @@ class OpenAIBackend:
         await drive(requests, self.shape, send)
         return done
 
-    # -- records ---------------------------------------------------------------------------
-
     def _records(self, streams: list[tuple[Request, Stream]]) -> list[RequestRecord]:
-        """One record per issued request, in request order, with token counts
-        from the best source each stream has (see the module docstring)."""
+        probed = self._probed
+        assert probed is not None
         max_tokens = self.config.max_new_tokens
-        counter = self.token_counter
-        untold = [s for _, s in streams if s.usage_out is None and s.parts]
-        counted: dict[int, int] = {}
-        if counter is not None and untold:
-            texts = ["".join(s.parts) for s in untold]
-            counted = {id(s): n for s, n in zip(untold, counter.text_counts(texts), strict=True)}
-        sources: Counter[str] = Counter()
-        notes: Counter[str] = Counter()
-        examples: dict[str, str] = {}
-        records = []
-        for request, s in sorted(streams, key=lambda pair: pair[0].index):
-            known_in = self._prompt_tokens.get(request.prompt.sha)
-            if s.usage_in is not None and known_in is not None and s.usage_in != known_in:
-                notes["prompt"] += 1
-                examples.setdefault("prompt", f"{s.usage_in} vs {known_in}")
-            if s.usage_out is not None:
-                n_out, source = s.usage_out, "usage"
-                if not len(s.token_times) <= n_out <= max_tokens:
-                    notes["usage"] += 1
-                    examples.setdefault("usage", f"{n_out} in {len(s.token_times)} reads")
-            elif id(s) in counted:
-                n_out = bounded(counted[id(s)], at_least=s.events, at_most=max_tokens)
-                source = "tokenizer"
-                if n_out != counted[id(s)]:
-                    notes["retokenized"] += 1
-                    examples.setdefault("retokenized", f"{counted[id(s)]} -> {n_out}")
-            else:
-                n_out, source = s.events, "content events"
-            error = (
-                s.error if s.error is not None or s.token_times else "the stream carried no content"
-            )
-            if error is None:
-                sources[source] += 1
-            records.append(
-                RequestRecord(
-                    request_index=request.index,
-                    prompt_sha=request.prompt.sha,
-                    input_tokens=s.usage_in if s.usage_in is not None else (known_in or 0),
-                    # every read with content carried at least one token
-                    output_tokens=max(n_out, len(s.token_times)),
-                    t_send=s.t_send,
-                    token_times=tuple(s.token_times),
-                    success=error is None,
-                    error=error,
-                )
-            )
-        self._report(records, sources, notes, examples)
-        return records
-
-    def _report(
-        self,
-        records: list[RequestRecord],
-        sources: Counter[str],
-        notes: Counter[str],
-        examples: dict[str, str],
-    ) -> None:
-        ok = [r for r in records if r.success]
-        max_tokens = self.config.max_new_tokens
-        log.info(
-            "output token counts from: %s",
-            ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "no successful request",
+        records, tally = to_records(
+            streams,
+            max_tokens=max_tokens,
+            prompt_tokens=self._prompt_tokens,
+            counter=self.token_counter,
         )
-        if notes["prompt"]:
-            log.warning(
-                "prompt token counts disagree for %d of %d requests (server vs tokenizer, e.g. %s): "
-                "the tokenizer or its chat template is not the server's; the server's are recorded",
-                notes["prompt"],
-                len(ok),
-                examples["prompt"],
-            )
-        if notes["usage"]:
-            log.warning(
-                "the server's usage contradicts the stream for %d requests (e.g. %s tokens, "
-                "max_tokens=%d); recorded as the server sent it",
-                notes["usage"],
-                examples["usage"],
-                max_tokens,
-            )
-        if notes["retokenized"]:
-            log.warning(
-                "re-tokenizing the streamed text miscounts %d of %d requests (e.g. %s): the text "
-                "does not round-trip through the tokenizer; counts kept between the content events "
-                "and max_tokens=%d. A server that sends usage gives exact counts",
-                notes["retokenized"],
-                sources["tokenizer"],
-                examples["retokenized"],
-                max_tokens,
-            )
-        short = sum(r.output_tokens < max_tokens for r in ok)
-        if short and self.config.ignore_eos:
-            log.warning(
-                "%d of %d requests stopped before max_new_tokens=%d although %s were sent: "
-                "the server does not honour them (see README, serving endpoints)",
-                short,
-                len(ok),
-                max_tokens,
-                "/".join(
-                    f for f in LENGTH_FIELDS if self._probed and f in self._probed.body.fields
-                ),
-            )
+        sent = [f for f in LENGTH_FIELDS if f in probed.body.fields]
+        report(records, tally, max_tokens=max_tokens, length_fields=sent)
+        return records
 
 
 __all__ = ["OpenAIBackend"]

@@ -11,9 +11,9 @@ default the model's) counts what usage does not give:
   (``OpenAIBackend.token_counter``), so that N tokens here are N at the server;
 * **output tokens** by re-tokenizing the streamed text. This is *not* exact:
   byte-level tokens that decode to U+FFFD re-encode as three, merges differ
-  across what the model emitted. So a re-tokenized count is bounded by what is
-  known (:func:`bounded`): at least one token per content event, at most
-  ``max_tokens`` (no server exceeds it), and every bound that bit is reported.
+  across what the model emitted. So :mod:`.counts` keeps a re-tokenized count
+  within what the stream proves (at least one token per content event, at most
+  ``max_tokens``) and reports every bound that bit.
 """
 
 from __future__ import annotations
@@ -88,9 +88,4 @@ class TokenCounter:
         ]
 
 
-def bounded(count: int, *, at_least: int, at_most: int) -> int:
-    """A re-tokenized output count clamped to what the stream proves."""
-    return max(at_least, min(count, at_most))
-
-
-__all__ = ["TokenCounter", "bounded", "load_tokenizer"]
+__all__ = ["TokenCounter", "load_tokenizer"]
