@@ -139,8 +139,6 @@ class Stub:
         modes_set = set(modes.strip("/").split("/")) if sep else set()
         if "auth" in modes_set and request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "bad key"}}, status=401)
-        if request.method == "GET" and api == "models":
-            return web.json_response({"object": "list", "data": [{"id": "stub"}]})
         if request.method == "POST" and (
             api == "chat/completions" or (api == "completions" and "chat-only" not in modes_set)
         ):

@@ -216,7 +216,7 @@ class OpenAIBackend:
                 "EOS or max_tokens)"
             )
         if set(refused) - set(LENGTH_FIELDS):
-            lost.append("usage was not requested (token counts from the tokenizer)")
+            lost.append("usage was not requested (counts from the tokenizer, else content events)")
         log.warning(
             "the server refused %s (%s); sent without: %s",
             ", ".join(refused),
