@@ -20,8 +20,10 @@ import pytest
 
 from bench.backends.base import Request
 from bench.backends.openai.backend import OpenAIBackend
+from bench.backends.openai.endpoints import ENDPOINTS
 from bench.backends.openai.loadgen import arrival_offsets
 from bench.backends.openai.options import api_base, load_shape, redact_url
+from bench.backends.openai.payload import Body, effective_config
 from bench.backends.openai.sse import SSEDecoder
 from bench.core.config import RunConfig
 from bench.core.metrics import request_result
@@ -398,6 +400,30 @@ def test_retokenized_output_counts_stay_within_what_the_stream_proves(
 
 
 # -- what the server takes: the probe and the recorded config --------------------------------
+
+
+def test_the_config_in_effect_follows_the_body_sent() -> None:
+    """Offered fields may be dropped; the user's never are; ``ignore_eos``
+    is recorded true only while a length field is in the body."""
+    chat = ENDPOINTS["chat"]
+    config = make_config("http://h:8000", max_new_tokens=5)
+    body = Body.for_config(config, "m")
+    assert body.offered == {"ignore_eos", "min_tokens", "stream_options"}
+    assert effective_config(config, chat, body) == config.replace(
+        options={**config.options, "endpoint": "chat"}
+    )
+    bare = body.without(["ignore_eos", "min_tokens", "stream_options"])
+    assert bare.field_names(chat) == ["max_tokens", "messages", "model", "stream"]
+    in_effect = effective_config(config, chat, bare)
+    assert in_effect.ignore_eos is False and in_effect.options["include_usage"] is False
+    assert body.probe().fields["max_tokens"] == body.probe().fields["min_tokens"] == 1
+    # A length field the user put in extra_body is theirs: never dropped, and it enforces.
+    theirs = make_config("http://h:8000", options={"extra_body": {"min_tokens": 2}})
+    kept = Body.for_config(theirs, "m").without(["ignore_eos", "min_tokens"])
+    assert kept.fields["min_tokens"] == 2 and effective_config(theirs, chat, kept).ignore_eos
+    # send_ignore_eos=false: nothing enforces the length, and the record says so.
+    unsent = make_config("http://h:8000", options={"send_ignore_eos": False})
+    assert not effective_config(unsent, chat, Body.for_config(unsent, "m")).ignore_eos
 
 
 def test_auto_endpoint_uses_chat_where_completions_is_missing(stub: str) -> None:
