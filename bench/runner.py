@@ -125,6 +125,8 @@ def run_benchmark(
     backend = create_backend(plan.config)
     try:
         backend.load()
+        if backend.config != plan.config:  # settled by the backend: record what is in effect
+            plan = Plan(backend.config, plan.prompt_set)
         backend.check(plan.measured + plan.warmup)
         environment = capture_environment(plan.config.device, backend.info())
         return _measure(backend, plan, run_uid, campaign, environment, progress, clock)

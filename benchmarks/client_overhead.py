@@ -99,7 +99,8 @@ async def _serve(port_out: Any, tokens: int, gap_s: float | None) -> None:
                     writer.write(HEAD)
                     for _ in range(tokens):
                         await asyncio.sleep(gap_s)
-                        writer.write(_event(f"{time.perf_counter():.9f}"))
+                        # space-terminated: stamps that share a read stay apart
+                        writer.write(_event(f"{time.perf_counter():.9f} "))
                     writer.write(_tail(tokens))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -129,8 +130,8 @@ def start_stub(
 
 # -- the clients ---------------------------------------------------------------------------
 
-#: Per request, its content events: (arrival time, text), or only the arrival
-#: time where the client keeps no text (ours through execute()).
+#: Per request, its content events: (arrival time, text). Ours through
+#: execute() gives one entry per token (its records' count, from usage).
 Trace = list[Sequence[Any]]
 
 
@@ -222,7 +223,7 @@ def ours(url: str, n: int, concurrency: int, tokens: int, *, texts: bool = False
         precision="fp32",
         concurrency=concurrency,
         max_new_tokens=tokens,
-        options={"base_url": url, "tokenizer": "none", "send_ignore_eos": False},
+        options={"base_url": url, "tokenizer": "none"},
     )
     backend = OpenAIBackend(config)
     backend.load()
@@ -230,12 +231,21 @@ def ours(url: str, n: int, concurrency: int, tokens: int, *, texts: bool = False
         requests = [Request(i, Prompt(text="hi")) for i in range(n)]
         backend.check(requests)
         if not texts:  # what the runner calls
-            return [r.token_times for r in backend.execute(requests, lambda k: None)]
-        # Paced mode needs each chunk's text (the stub's send stamp) beside its
-        # arrival time: the same streaming coroutine, read one level down.
+            records = backend.execute(requests, lambda k: None)
+            return [range(r.output_tokens) for r in records if r.success]
+        # Paced mode needs each event's text (the stub's send stamp) beside its
+        # arrival time: the same streaming coroutine, read one level down. A
+        # chunk is one network read; its stamps all arrived at its time.
         assert backend._loop is not None
         streams = backend._loop.run_until_complete(backend._run(requests, lambda k: None))
-        return [list(zip(s.token_times, s.parts, strict=True)) for _, s in streams]
+        return [
+            [
+                (t, stamp)
+                for t, part in zip(s.token_times, s.parts, strict=True)
+                for stamp in part.split()
+            ]
+            for _, s in streams
+        ]
     finally:
         backend.close()
 

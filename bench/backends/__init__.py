@@ -38,6 +38,8 @@ class BackendSpec:
     options_table: str
     #: ``module:function`` of checks spanning several fields, or None
     checker: str | None = None
+    #: what a config that names no precision gets
+    default_precision: str = "bf16"
 
     def load_class(self) -> type[Backend]:
         return cast("type[Backend]", _resolve(self.target))
@@ -81,11 +83,13 @@ BACKENDS: dict[str, BackendSpec] = {
             "openai",
             "bench.backends.openai.backend:OpenAIBackend",
             devices=("cpu", "cuda", "hpu"),
-            precisions=("fp32", "bf16", "fp16", "fp8"),
+            precisions=("fp32", "bf16", "fp16", "fp8", "unknown"),
             load_shape="stream",
             summary="an OpenAI-compatible HTTP endpoint (vLLM, TGI, transformers serve)",
             options_table="bench.backends.openai.options:OPTIONS",
             checker="bench.backends.openai.options:validate_config",
+            # the client cannot see the server's weights: never guess bf16
+            default_precision="unknown",
         ),
     )
 }

@@ -47,6 +47,11 @@ class Backend(Protocol):
     """A loaded model (or endpoint) that can execute a list of requests."""
 
     name: ClassVar[str]
+    #: The configuration in effect. After :meth:`load` a backend may have
+    #: settled what the requested one left open or the device refused (the
+    #: openai backend: the endpoint, request fields a server rejects); the
+    #: runner records and fingerprints this one, never a setting not in effect.
+    config: RunConfig
 
     def __init__(self, config: RunConfig) -> None: ...
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.backends import BACKENDS
 from bench.backends.habana.launch import is_primary_rank
+from bench.backends.openai.endpoints import AUTO, ENDPOINTS
 from bench.core.config import DEVICES, PRECISIONS, RunConfig
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 from bench.errors import BenchmarkFailed, ConfigError
@@ -65,7 +66,9 @@ def register(sub: Any) -> None:
         "--model-path", help="load weights from here; --model stays the name in results"
     )
     what.add_argument(
-        "--precision", choices=PRECISIONS, help="weights/compute dtype (default bf16)"
+        "--precision",
+        choices=PRECISIONS,
+        help="weights/compute dtype (default bf16; openai: unknown, the client cannot see it)",
     )
     what.add_argument(
         "--backend",
@@ -113,14 +116,17 @@ def register(sub: Any) -> None:
     api = p.add_argument_group("openai backend (an OpenAI-compatible endpoint)")
     api.add_argument("--base-url", help="API root with version prefix, e.g. http://host:8000/v1")
     api.add_argument(
-        "--endpoint", choices=("completions", "chat"), help="API to call (default completions)"
+        "--endpoint",
+        choices=(AUTO, *ENDPOINTS),
+        help="API to call (default auto: completions if the server streams it, else chat)",
     )
     api.add_argument(
         "--api-key-env", metavar="VAR", help="env var holding the API key (default OPENAI_API_KEY)"
     )
     api.add_argument("--served-model", help="model name sent to the server (default: --model)")
     api.add_argument(
-        "--tokenizer", help="counts tokens when the server sends no usage (default: --model)"
+        "--tokenizer",
+        help="exact prompt token counts; output counts without server usage (default: --model)",
     )
     api.add_argument(
         "--burstiness",

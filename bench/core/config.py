@@ -21,7 +21,9 @@ from typing import Any
 from bench.core.hashing import canonical_json, frozen, sha256_hex, thawed
 from bench.errors import ConfigError
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8")
+#: ``unknown``: what an HTTP endpoint serves, unless the user says (the
+#: client cannot see the server's weights); in-process backends refuse it.
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "unknown")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "hpu")
 CONCRETE_DEVICES: tuple[str, ...] = ("cpu", "cuda", "hpu")
 
@@ -63,7 +65,8 @@ class RunConfig:
 
     model: str
     model_path: str | None = None
-    precision: str = "bf16"
+    #: "" (unset): the backend's default (bf16 in process, unknown for openai)
+    precision: str = ""
     batch_size: int = 1
     max_new_tokens: int = 128
     device: str = "auto"
@@ -86,6 +89,10 @@ class RunConfig:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError("model must be a non-empty hub id or directory")
         set_(self, "model", self.model.strip())
+        if not self.precision:
+            from bench.backends import get_spec
+
+            set_(self, "precision", get_spec(self.backend).default_precision)
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
         set_(self, "batch_size", _int_at_least("batch_size", self.batch_size, 1))

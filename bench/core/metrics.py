@@ -3,7 +3,8 @@
 Definitions (README "Metrics" repeats them for users):
 
 * ``ttft_ms``  first token time - send time (send is taken before tokenization)
-* ``tpot_ms``  (last token - first token) / (output_tokens - 1); AIPerf's "ITL"
+* ``tpot_ms``  (last token - first token) / (output_tokens - 1); AIPerf's "ITL";
+  None when no gap was observed (one token, or one streamed chunk)
 * ``itl_ms``   gaps between consecutive tokens or chunks; vLLM's "ITL"
 * ``e2e_ms``   last token time - send time
 
@@ -51,7 +52,9 @@ def request_result(record: RequestRecord) -> RequestResult:
         input_tokens=record.input_tokens,
         output_tokens=n_out,
         ttft_ms=(first - record.t_send) * 1e3,
-        tpot_ms=(last - first) * 1e3 / (n_out - 1) if n_out > 1 else None,
+        # No gap observed (one token, or a stream whose text came in one
+        # read): TPOT is unknown, not 0.
+        tpot_ms=(last - first) * 1e3 / (n_out - 1) if n_out > 1 and len(times) > 1 else None,
         e2e_ms=(last - record.t_send) * 1e3,
         itl_ms=tuple(float(d) for d in np.diff(np.asarray(times)) * 1e3),
         success=record.success,

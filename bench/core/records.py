@@ -36,8 +36,9 @@ class RequestRecord:
 class RequestResult:
     """One request's metrics in milliseconds (DESIGN.md's vocabulary).
 
-    ``tpot_ms`` is None for a single-token output and every timing is None
-    for a request that produced no token.
+    ``tpot_ms`` is None where no gap between tokens was observed (a
+    single-token output, or a stream whose text arrived in one read), and
+    every timing is None for a request that produced no token.
     """
 
     request_index: int

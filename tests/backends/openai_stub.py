@@ -11,6 +11,7 @@ from the moment the request arrived (absolute offsets, so sleeps don't drift):
   {"status": 429, "body": {...}}   (first step only) answer with this status
   {"at": s, "role": true}          chat: role-only delta; completions: empty text
   {"at": s, "text": "Hi"}          a content chunk
+  {"at": s, "texts": ["a", "b"]}   several content chunks in one write
   {"at": s, "empty": true}         a chunk with empty content
   {"at": s, "usage": [p, c]}       usage chunk (prompt, completion tokens), no choices
   {"at": s, "done": true}          data: [DONE]
@@ -22,7 +23,16 @@ from the moment the request arrived (absolute offsets, so sleeps don't drift):
 Any other prompt gets ``max_tokens`` one-word chunks, then usage and [DONE].
 ``GET /_log`` returns every request's path, JSON body, Authorization header
 and ``sent``: the ``time.perf_counter()`` (CLOCK_MONOTONIC, shared by all
-processes of the host) at which each content chunk was written. Routes under ``/auth`` demand ``Authorization: Bearer <--key>``.
+processes of the host) at which each content chunk was written.
+
+Path segments before ``/v1`` switch behaviours on, in any combination, so one
+stub plays several servers (``/strict/chat-only/no-usage/v1`` is
+``transformers serve`` 4.55):
+
+  /auth       demand ``Authorization: Bearer <--key>``
+  /strict     HTTP 422 for body fields outside OpenAI's API (``ignore_eos``...)
+  /chat-only  no ``/completions`` route (HTTP 404)
+  /no-usage   never send ``usage``
 """
 
 from __future__ import annotations
@@ -87,6 +97,16 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> bytes:
     return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
+#: The body fields a /strict server accepts: OpenAI's own.
+OPENAI_FIELDS = frozenset(
+    {
+        "model", "prompt", "messages", "max_tokens", "max_completion_tokens", "stream",
+        "stream_options", "temperature", "top_p", "seed", "stop", "n", "logprobs", "user",
+        "presence_penalty", "frequency_penalty",
+    }
+)  # fmt: skip
+
+
 def _prompt_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         content = body["messages"][-1].get("content", "")
@@ -110,27 +130,25 @@ class Stub:
 
     def app(self) -> web.Application:
         app = web.Application()
-        for prefix in ("", "/auth"):
-            app.router.add_post(prefix + "/v1/completions", self.complete)
-            app.router.add_post(prefix + "/v1/chat/completions", self.complete)
-            app.router.add_get(prefix + "/v1/models", self.models)
         app.router.add_get("/_log", self.show_log)
+        app.router.add_route("*", "/{path:.*}", self.route)
         return app
 
-    def _authorized(self, request: web.Request) -> bool:
-        if not request.path.startswith("/auth"):
-            return True
-        return request.headers.get("Authorization") == f"Bearer {self.key}"
-
-    async def models(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+    async def route(self, request: web.Request) -> web.StreamResponse:
+        modes, sep, api = request.path.partition("/v1/")
+        modes_set = set(modes.strip("/").split("/")) if sep else set()
+        if "auth" in modes_set and request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "bad key"}}, status=401)
-        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+        if request.method == "POST" and (
+            api == "chat/completions" or (api == "completions" and "chat-only" not in modes_set)
+        ):
+            return await self.complete(request, modes_set)
+        return web.json_response({"detail": "Not Found"}, status=404)
 
     async def show_log(self, request: web.Request) -> web.Response:
         return web.json_response(self.log)
 
-    async def complete(self, request: web.Request) -> web.StreamResponse:
+    async def complete(self, request: web.Request, modes: set[str]) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         body = await request.json()
@@ -141,8 +159,10 @@ class Stub:
             "sent": [],
         }
         self.log.append(entry)
-        if not self._authorized(request):
-            return web.json_response({"error": {"message": "bad key"}}, status=401)
+        unknown = set(body) - OPENAI_FIELDS
+        if "strict" in modes and unknown:
+            detail = f"Unexpected keys in the request: {sorted(unknown)}"
+            return web.json_response({"detail": detail}, status=422)
         chat = request.path.endswith("/chat/completions")
         text = _prompt_text(body)
         steps = (
@@ -171,9 +191,14 @@ class Stub:
             elif "text" in step:
                 data = _chunk(chat, step["text"])
                 entry["sent"].append(time.perf_counter())
+            elif "texts" in step:
+                data = b"".join(_chunk(chat, text) for text in step["texts"])
+                entry["sent"] += [time.perf_counter()] * len(step["texts"])
             elif step.get("empty"):
                 data = _chunk(chat, "")
             elif "usage" in step:
+                if "no-usage" in modes:
+                    continue
                 data = _usage(*step["usage"])
             elif step.get("done"):
                 data = b"data: [DONE]\n\n"

@@ -11,7 +11,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,17 @@ import pytest
 
 from bench.backends.base import Request
 from bench.backends.openai.backend import OpenAIBackend
+from bench.backends.openai.endpoints import ENDPOINTS
 from bench.backends.openai.loadgen import arrival_offsets
 from bench.backends.openai.options import api_base, load_shape, redact_url
+from bench.backends.openai.payload import Body, effective_config
 from bench.backends.openai.sse import SSEDecoder
 from bench.core.config import RunConfig
 from bench.core.metrics import request_result
 from bench.core.prompts import Prompt
 from bench.core.records import RequestRecord, RequestResult
 from bench.errors import ConfigError, ModelLoadError
-from bench.runner import run_benchmark
+from bench.runner import prepare, run_benchmark
 from tests.backends.openai_stub import (
     ITL_SLACK_MS,
     ONE_VALUE_SLACK_MS,
@@ -70,6 +72,11 @@ def execute(config: RunConfig, prompts: list[str]) -> list[RequestRecord]:
 
 def results(config: RunConfig, prompts: list[str]) -> list[RequestResult]:
     return [request_result(r) for r in execute(config, prompts)]
+
+
+def is_scripted(entry: dict[str, Any]) -> bool:
+    """A logged request that carried a script (not the backend's probe)."""
+    return "SCRIPT:" in str(entry["body"])
 
 
 def max_in_flight(records: list[RequestRecord]) -> int:
@@ -125,7 +132,7 @@ def test_token_times_are_when_the_server_sent_content(stub: str, endpoint: str) 
     ]
     config = make_config(stub, options={"endpoint": endpoint, "served_model": marker})
     [record] = execute(config, [script_prompt(steps)])
-    [entry] = [e for e in fetch_log(stub) if e["body"]["model"] == marker]
+    [entry] = [e for e in fetch_log(stub) if e["body"]["model"] == marker and is_scripted(e)]
     assert record.success and len(record.token_times) == len(entry["sent"]) == 10
     lag_ms = [
         (got - sent) * 1e3 for got, sent in zip(record.token_times, entry["sent"], strict=True)
@@ -148,6 +155,39 @@ def test_ttft_starts_at_the_first_content_chunk(stub: str, endpoint: str) -> Non
     assert 160.0 <= r.e2e_ms <= 160.0 + TTFT_SLACK_MS
     assert r.tpot_ms == pytest.approx(30.0, abs=ITL_SLACK_MS)  # (last - first) / 2
     assert r.e2e_ms - r.ttft_ms == pytest.approx(sum(r.itl_ms), abs=1e-6)
+
+
+def test_a_stream_whose_text_arrives_in_one_read_has_no_tpot(stub: str) -> None:
+    """Three tokens in one write: one arrival, no gap observed. TPOT is
+    unknown (null), not 0.0, which would halve a TPOT p50."""
+    steps = [
+        {"at": 0.0, "role": True},
+        {"at": 0.05, "texts": ["a", "b", "c"]},
+        {"at": 0.05, "usage": [5, 3]},
+        {"at": 0.05, "done": True},
+    ]
+    [r] = results(make_config(stub), [script_prompt(steps)])
+    assert r.success and r.output_tokens == 3
+    assert r.tpot_ms is None and r.itl_ms == ()
+    assert r.ttft_ms == r.e2e_ms and r.ttft_ms is not None and r.ttft_ms >= 50.0
+
+
+def test_events_that_arrive_in_one_read_are_one_chunk(stub: str) -> None:
+    """A server whose writes coalesce (transformers serve 5.x) delivers
+    several events in one read: the client saw one arrival, so ITL has one
+    gap per pair of reads and never a 0.00 ms gap that is no token's time."""
+    steps = [
+        {"at": 0.0, "role": True},
+        {"at": 0.05, "texts": ["a", "b"]},
+        {"at": 0.08, "texts": ["c", "d", "e"]},
+        {"at": 0.08, "usage": [5, 5]},
+        {"at": 0.08, "done": True},
+    ]
+    [record] = execute(make_config(stub), [script_prompt(steps)])
+    r = request_result(record)
+    assert r.output_tokens == 5 and len(record.token_times) == 2
+    assert r.itl_ms == pytest.approx([30.0], abs=ONE_VALUE_SLACK_MS)
+    assert r.tpot_ms == pytest.approx(30.0 / 4, abs=ONE_VALUE_SLACK_MS / 4)
 
 
 def test_failures_become_records_not_exceptions(stub: str) -> None:
@@ -225,11 +265,10 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(
     assert expected_out > 2  # more tokens than chunks: the count is not the chunk count
     assert r.output_tokens == expected_out
     if endpoint == "chat":
-        expected_in = len(
-            tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True
-            )
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True
         )
+        expected_in = len(ids["input_ids"] if isinstance(ids, Mapping) else ids)  # 5.x: a dict
     else:
         expected_in = len(tok(prompt)["input_ids"])
     assert r.input_tokens == expected_in
@@ -304,13 +343,193 @@ def test_outputs_short_of_max_new_tokens_are_flagged(
 ) -> None:
     """With EOS ignored every output should be max_new_tokens long; a server
     that stops early (doesn't honour ignore_eos) is called out."""
-    caplog.set_level(logging.WARNING, logger="bench.backends.openai.backend")
+    caplog.set_level(logging.WARNING, logger="bench.backends.openai")
     results(make_config(stub, max_new_tokens=8), [script_prompt(SCRIPT)] * 2)
-    assert "2 of 2 requests stopped before max_new_tokens=8 although EOS is ignored" in caplog.text
+    assert (
+        "2 of 2 requests stopped before max_new_tokens=8 although ignore_eos/min_tokens were sent"
+        in caplog.text
+    )
     caplog.clear()
     results(make_config(stub, max_new_tokens=8, ignore_eos=False), [script_prompt(SCRIPT)])
     results(make_config(stub, max_new_tokens=3), [script_prompt(SCRIPT)])
     assert "stopped before" not in caplog.text
+
+
+def test_server_usage_wins_and_a_disagreeing_tokenizer_is_reported(
+    stub: str, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stub's usage says 5 prompt tokens; the tiny tokenizer's chat
+    template makes 9 of "hi". The server's count is recorded, and said."""
+    caplog.set_level(logging.INFO, logger="bench.backends.openai")
+    config = make_config(
+        stub, max_new_tokens=3, options={"endpoint": "chat", "tokenizer": str(tiny_model)}
+    )
+    backend = OpenAIBackend(config)
+    try:
+        backend.load()
+        requests = [Request(0, Prompt(text="hi"))]
+        backend.check(requests)
+        [record] = backend.execute(requests, lambda n: None)
+        counter = backend.token_counter
+    finally:
+        backend.close()
+    assert record.input_tokens == 5 and record.output_tokens == 3
+    # the seam exact-length prompts build on: the count as the server would see it
+    assert counter is not None and len(counter.prompt_ids(Prompt(text="hi"))) == 9
+    assert (
+        "prompt token counts disagree for 1 of 1 requests (server vs tokenizer, e.g. 5 vs 9)"
+        in caplog.text
+    )
+    assert "output token counts from: usage 1" in caplog.text
+
+
+def test_retokenized_output_counts_stay_within_what_the_stream_proves(
+    stub: str, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """16 byte-level tokens that decode to U+FFFD re-tokenize as 48: without
+    usage the count is kept at max_tokens (no server exceeds it), loudly."""
+    steps = [{"at": 0.0, "role": True}]
+    steps += [{"at": 0.005 * (i + 1), "text": "\ufffd"} for i in range(16)]
+    steps += [{"at": 0.09, "done": True}]
+    options = {"base_url": stub + "/no-usage/v1", "tokenizer": str(tiny_model)}
+    [r] = results(make_config(stub, max_new_tokens=16, options=options), [script_prompt(steps)])
+    assert r.success and r.output_tokens == 16
+    assert (
+        "re-tokenizing the streamed text miscounts 1 of 1 requests (e.g. 48 -> 16)" in caplog.text
+    )
+
+
+# -- what the server takes: the probe and the recorded config --------------------------------
+
+
+def test_the_config_in_effect_follows_the_body_sent() -> None:
+    """Offered fields may be dropped; the user's never are; ``ignore_eos``
+    is recorded true only while a length field is in the body."""
+    chat = ENDPOINTS["chat"]
+    config = make_config("http://h:8000", max_new_tokens=5)
+    body = Body.for_config(config, "m")
+    assert body.offered == {"ignore_eos", "min_tokens", "stream_options"}
+    assert effective_config(config, chat, body) == config.replace(
+        options={**config.options, "endpoint": "chat"}
+    )
+    bare = body.without(["ignore_eos", "min_tokens", "stream_options"])
+    assert bare.field_names(chat) == ["max_tokens", "messages", "model", "stream"]
+    in_effect = effective_config(config, chat, bare)
+    assert in_effect.ignore_eos is False and in_effect.options["include_usage"] is False
+    assert body.probe().fields["max_tokens"] == body.probe().fields["min_tokens"] == 1
+    # A length field the user put in extra_body is theirs: never dropped, and it enforces.
+    theirs = make_config("http://h:8000", options={"extra_body": {"min_tokens": 2}})
+    kept = Body.for_config(theirs, "m").without(["ignore_eos", "min_tokens"])
+    assert kept.fields["min_tokens"] == 2 and effective_config(theirs, chat, kept).ignore_eos
+    # send_ignore_eos=false: nothing enforces the length, and the record says so.
+    unsent = make_config("http://h:8000", options={"send_ignore_eos": False})
+    assert not effective_config(unsent, chat, Body.for_config(unsent, "m")).ignore_eos
+
+
+def test_auto_endpoint_uses_chat_where_completions_is_missing(stub: str) -> None:
+    config = make_config(stub, options={"base_url": stub + "/chat-only/v1"})
+    assert config.options.get("endpoint", "auto") == "auto"
+    backend = OpenAIBackend(config)
+    try:
+        backend.load()
+        requests = [Request(0, Prompt(text=script_prompt(SCRIPT)))]
+        backend.check(requests)
+        [record] = backend.execute(requests, lambda n: None)
+        info = backend.info()
+    finally:
+        backend.close()
+    assert record.success and len(record.token_times) == 3
+    assert backend.config.options["endpoint"] == "chat"
+    assert info.extra["url"] == stub + "/chat-only/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    ("options", "tail"),
+    [
+        ({}, "check --base-url (the API root, e.g. http://host:8000/v1) and --served-model"),
+        ({"endpoint": "completions"}, "--endpoint auto tries every API"),
+    ],
+)
+def test_no_streaming_endpoint_is_a_one_line_setup_error(
+    stub: str, options: dict[str, Any], tail: str
+) -> None:
+    base = stub + ("/v2" if not options else "/chat-only/v1")
+    backend = OpenAIBackend(make_config(stub, options={"base_url": base, **options}))
+    with pytest.raises(ModelLoadError) as caught:
+        backend.load()
+    backend.close()
+    message = str(caught.value)
+    assert "\n" not in message and tail in message
+    if not options:
+        assert message.startswith(
+            f"no endpoint under {base} streams (/completions: HTTP 404: Not Found; "
+            "/chat/completions: HTTP 404: Not Found); "
+        )
+
+
+def test_the_result_records_what_was_sent(
+    stub: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against a server that refuses unknown fields (HTTP 422, like
+    transformers serve) and has no /completions: the probe finds chat, drops
+    ignore_eos/min_tokens, and the result records the requests as sent."""
+    prompts = tmp_path / "plain.txt"
+    prompts.write_text("alpha\nbeta\n")
+    marker = f"sent-{uuid.uuid4().hex}"
+    options = {"base_url": stub + "/strict/chat-only/v1", "served_model": marker}
+    config = make_config(
+        stub, max_new_tokens=4, limit=4, concurrency=2, prompts=str(prompts), options=options
+    )
+    assert config.ignore_eos  # asked for: fixed output length
+    result = run_benchmark(config)
+    assert result.ok, result.error
+    recorded = result.config
+    assert recorded.ignore_eos is False and recorded.options["endpoint"] == "chat"
+    assert "include_usage" not in recorded.options  # stream_options is OpenAI's: accepted
+    assert result.environment is not None
+    extra = result.environment["extra"]
+    assert extra["refused_fields"] == ["ignore_eos", "min_tokens"]
+    assert extra["token_counts"] == "server usage"
+    sent = [e for e in fetch_log(stub) if e["body"]["model"] == marker]
+    probes = [e["body"] for e in sent if e["body"]["max_tokens"] == 1]
+    assert [("ignore_eos" in b, "min_tokens" in b) for b in probes] == [
+        (True, True),
+        (False, False),
+    ]
+    measured = [e for e in sent if e["body"]["max_tokens"] == 4]
+    assert len(measured) == 2 + 4  # a warmup wave of 2, then the run
+    for entry in measured:
+        assert entry["path"] == "/strict/chat-only/v1/chat/completions"
+        assert sorted(entry["body"]) == extra["request_fields"]
+    # The same requests configured by hand are the same history.
+    by_hand = config.replace(ignore_eos=False, options={**config.options, "endpoint": "chat"})
+    assert result.fingerprint == prepare(by_hand).fingerprint
+    assert "the server refused ignore_eos, min_tokens" in caplog.text
+    assert "output lengths are not enforced (recorded as ignore_eos=false" in caplog.text
+
+
+def test_a_field_the_user_asked_for_is_never_dropped(stub: str) -> None:
+    options = {"base_url": stub + "/strict/v1", "extra_body": {"top_k": 1}}
+    backend = OpenAIBackend(make_config(stub, options=options))
+    with pytest.raises(ModelLoadError, match=r"/completions: HTTP 422: Unexpected keys .*top_k"):
+        backend.load()
+    backend.close()
+
+
+def test_an_endpoints_precision_is_unknown_unless_given() -> None:
+    """The client cannot see the server's weights: no bf16 nobody set."""
+    options = {"base_url": "http://127.0.0.1:9/v1"}
+    config = RunConfig(
+        model="org/m", backend="openai", device="cpu", concurrency=2, options=options
+    )
+    assert config.precision == "unknown" and config.label == "m/unknown/c2"
+    given = config.replace(precision="bf16")
+    assert given.label == "m/bf16/c2"
+    assert RunConfig(model="m").precision == "bf16"  # in process: the dtype it loads
+    with pytest.raises(
+        ConfigError, match="backend hf supports precision fp32/bf16/fp16, not unknown"
+    ):
+        RunConfig(model="m", precision="unknown")
 
 
 # -- load shapes ---------------------------------------------------------------------------
@@ -366,7 +585,7 @@ def _closed_port() -> int:
 def test_unreachable_endpoint_fails_setup() -> None:
     backend = OpenAIBackend(make_config(f"http://127.0.0.1:{_closed_port()}"))
     with pytest.raises(
-        ModelLoadError, match=r"cannot reach the endpoint http://127\.0\.0\.1:\d+/v1/models"
+        ModelLoadError, match=r"cannot reach the endpoint http://127\.0\.0\.1:\d+/v1/completions"
     ):
         backend.load()
     backend.close()
@@ -394,7 +613,7 @@ def test_rejected_credentials_fail_setup(stub: str, monkeypatch: pytest.MonkeyPa
     [
         ({"options": {"base_url": None}}, "needs base_url"),
         ({"options": {"base_url": "ftp://host/v1"}}, "must be an http"),
-        ({"options": {"endpoint": "embeddings"}}, "must be one of completions, chat"),
+        ({"options": {"endpoint": "embeddings"}}, "must be one of auto, completions, chat"),
         ({"request_rate": 2.0, "options": {"max_concurrency": 0}}, "must be positive"),
         ({"request_rate": 2.0, "options": {"burstiness": 0}}, "must be positive"),
         ({"options": {"request_timeout_s": -1}}, "must be positive"),
@@ -474,7 +693,7 @@ def test_runner_measures_a_run_against_the_endpoint(stub: str, tmp_path: Path) -
     assert m.ttft_p50_ms is not None and 100.0 <= m.ttft_p50_ms <= 100.0 + TTFT_SLACK_MS
     assert m.itl_p50_ms == pytest.approx(30.0, abs=ITL_SLACK_MS)
     assert m.duration_s == pytest.approx(0.48, abs=0.06)  # three waves of 160 ms
-    assert len(fetch_log(stub)) - before == 6 + 2  # measured + one warmup wave of 2
+    assert len(fetch_log(stub)) - before == 1 + 2 + 6  # the probe, a warmup wave of 2, measured
     assert result.environment is not None
     assert result.environment["device_name"].startswith("endpoint 127.0.0.1:")
     assert result.environment["extra"]["load_shape"] == "closed loop, concurrency 2"

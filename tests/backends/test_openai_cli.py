@@ -41,7 +41,7 @@ def _prompts(tmp_path: Path, n: int, *, failing: int = 0) -> Path:
 def _argv(stub: str, model: Path, prompts: Path, *extra: str) -> list[str]:
     return [
         "run", "--backend", "openai", "--base-url", f"{stub}/v1", "--model", str(model),
-        "--concurrency", "4", "--prompts", str(prompts), "--device", "cpu", "--precision", "fp32",
+        "--concurrency", "4", "--prompts", str(prompts), "--device", "cpu",
         "--max-new-tokens", "3", "-q", *extra,
     ]  # fmt: skip
 
@@ -62,7 +62,7 @@ def test_cli_run_matches_the_script(
     )
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "tiny-llama/fp32/c4  backend=openai" in printed
+    assert "tiny-llama/unknown/c4  backend=openai" in printed  # no --precision: not guessed
     assert "requests: 8 (0 failed)  input tokens: 56  output tokens: 24" in printed
     result = read_jsonl(out)
     m = result.metrics
@@ -180,7 +180,8 @@ def test_cli_run_is_stored(stub: str, tiny_model: Path, tmp_path: Path, db_url: 
         with engine.connect() as conn:
             row = conn.execute(
                 sa.text(
-                    "SELECT c.backend, c.concurrency, c.request_rate, c.options, s.n_requests, s.ttft_p50_ms"
+                    "SELECT c.backend, c.precision, c.concurrency, c.request_rate, c.options,"
+                    " s.n_requests, s.ttft_p50_ms"
                     " FROM run r JOIN benchmark_config c ON c.id = r.config_id"
                     " JOIN run_summary s ON s.run_id = r.id"
                 )
@@ -189,6 +190,7 @@ def test_cli_run_is_stored(stub: str, tiny_model: Path, tmp_path: Path, db_url: 
     finally:
         engine.dispose()
     assert row.backend == "openai" and row.concurrency is None and row.request_rate == 50.0
+    assert row.precision == "unknown" and row.options["endpoint"] == "completions"
     assert row.options["max_concurrency"] == 2 and row.options["base_url"] == f"{stub}/v1"
     assert row.n_requests == 4 and n_rows == 4
     assert 100.0 <= row.ttft_p50_ms <= 100.0 + TTFT_SLACK_MS

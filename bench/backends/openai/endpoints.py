@@ -2,7 +2,7 @@
 a streamed chunk carries its text.
 
 Adding an API (e.g. the Responses API) is one more :class:`Endpoint` here;
-the backend has no per-endpoint branches.
+the backend, the probe and the stream reader have no per-endpoint branches.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ if TYPE_CHECKING:
 
 _NO_DELTA: Mapping[str, Any] = {}
 
+#: The ``endpoint`` option's value that probes the rows below in order.
+AUTO = "auto"
+
 
 @dataclass(frozen=True)
 class Endpoint:
     name: str
     #: appended to the API root (``.../v1``)
     path: str
-    #: the prompt's part of the request body
+    #: payload builder: the prompt's part of the request body
     prompt_body: Callable[[Prompt], dict[str, Any]]
-    #: the text a streamed choice carries (None or "" for none)
+    #: chunk reader: the text a streamed choice carries (None or "" for none)
     choice_text: Callable[[Mapping[str, Any]], Any]
-    #: whether the server renders the prompt with the chat template
+    #: whether the server renders the prompt with the model's chat template
     templated: bool
 
 
@@ -40,6 +43,8 @@ def _chat_text(choice: Mapping[str, Any]) -> Any:
     return delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
 
 
+#: In the order ``auto`` tries them: completions first, as ``vllm bench
+#: serve`` does by default, so the prompt reaches the model as written.
 ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
@@ -53,9 +58,19 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint(
             "chat",
             "/chat/completions",
+            # string content, not a list of parts: every server takes it
+            # (transformers serve 4.55 answers 500 to parts)
             lambda prompt: {"messages": prompt.as_messages()},
             _chat_text,
             templated=True,
         ),
     )
 }
+
+
+def candidates(choice: str) -> tuple[Endpoint, ...]:
+    """The endpoints a run may use: all of them, in order, for ``auto``."""
+    return tuple(ENDPOINTS.values()) if choice == AUTO else (ENDPOINTS[choice],)
+
+
+__all__ = ["AUTO", "ENDPOINTS", "Endpoint", "candidates"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.backends.openai.endpoints import ENDPOINTS
+from bench.backends.openai.endpoints import AUTO, ENDPOINTS
 from bench.backends.openai.loadgen import LoadShape
 from bench.backends.options import OptionSpec
 from bench.errors import ConfigError
@@ -23,7 +23,11 @@ OPTIONS: dict[str, OptionSpec] = {
         str, None, "API root including the version prefix, e.g. http://host:8000/v1 (required)"
     ),
     "endpoint": OptionSpec(
-        str, "completions", "completions (prompt text) or chat (messages)", tuple(ENDPOINTS)
+        str,
+        AUTO,
+        "completions (prompt text), chat (messages), or auto: the first of them that streams "
+        "(the result records the one used)",
+        (AUTO, *ENDPOINTS),
     ),
     "api_key_env": OptionSpec(
         str,
@@ -37,8 +41,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "tokenizer": OptionSpec(
         str,
         None,
-        "tokenizer directory or hub id, to count tokens when the server sends no usage "
-        "(default: the model path; 'none': count content chunks)",
+        "tokenizer directory or hub id: exact prompt token counts, and output counts when the "
+        "server sends no usage (default: the model path; 'none': count content events)",
     ),
     # Campaign options are shared by every matrix point: a closed-loop
     # point (concurrency) ignores these two.
@@ -55,10 +59,14 @@ OPTIONS: dict[str, OptionSpec] = {
     "send_ignore_eos": OptionSpec(
         bool,
         True,
-        "when the run ignores EOS, send vLLM's ignore_eos and min_tokens; false for servers "
-        "that reject unknown fields (transformers serve answers 422)",
+        "when the run ignores EOS, offer vLLM's ignore_eos and min_tokens (dropped, and the run "
+        "recorded as stopping at EOS, when the server refuses them); false: never send them",
     ),
-    "include_usage": OptionSpec(bool, True, "ask for token usage in the stream (stream_options)"),
+    "include_usage": OptionSpec(
+        bool,
+        True,
+        "ask for token usage in the stream (stream_options; dropped when the server refuses it)",
+    ),
     "temperature": OptionSpec(
         float, None, "sampling temperature sent (default: the server's; 0 = greedy)"
     ),
