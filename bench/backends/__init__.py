@@ -38,6 +38,8 @@ class BackendSpec:
     options_table: str
     #: ``module:function`` of checks spanning several fields, or None
     checker: str | None = None
+    #: timing modes it supports (bench.core.config.TIMING_MODES)
+    timings: tuple[str, ...] = ("stream", "events", "dual")
 
     def load_class(self) -> type[Backend]:
         return cast("type[Backend]", _resolve(self.target))
@@ -86,6 +88,7 @@ BACKENDS: dict[str, BackendSpec] = {
             summary="an OpenAI-compatible HTTP endpoint (vLLM, TGI, transformers serve)",
             options_table="bench.backends.openai.options:OPTIONS",
             checker="bench.backends.openai.options:validate_config",
+            timings=("stream",),  # the server streams; its device is out of reach
         ),
     )
 }
@@ -119,6 +122,10 @@ def validate_config(config: RunConfig) -> None:
     if spec.load_shape == "stream" and config.batch_size != 1:
         raise ConfigError(
             f"batch_size applies to in-process backends; {spec.name} uses concurrency/request_rate"
+        )
+    if config.timing is not None and config.timing not in spec.timings:
+        raise ConfigError(
+            f"backend {spec.name} supports timing {'/'.join(spec.timings)}, not {config.timing}"
         )
     if config.world_size > 1 and spec.name != "habana":
         raise ConfigError(

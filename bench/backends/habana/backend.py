@@ -8,10 +8,14 @@ generation settings (:mod:`bench.backends.habana.options` maps the campaign opti
 them), DeepSpeed inference for tensor parallelism and Intel Neural
 Compressor for fp8 (:mod:`bench.backends.habana.fp8` keeps its measurements).
 
-Batching, the timing streamer and records come from
-:class:`~bench.backends.inprocess.InProcessBackend`. Token timestamps stay
-honest on HPU: optimum-habana's sampling loop hands each step's tokens to the
-streamer as ``next_tokens.cpu()``, a host copy that waits for the device.
+Batching, the timing modes and records come from
+:class:`~bench.backends.inprocess.InProcessBackend`. Streamed timestamps are
+honest on HPU (optimum-habana hands each step's tokens to the streamer as
+``next_tokens.cpu()``, a host copy that waits for the device) but not free:
+with ``ignore_eos`` that copy is the loop's only per-step sync, so the
+default timing on HPU is ``dual`` (bare pass for throughput, streamed pass
+for TTFT/ITL), and ``events`` times steps with ``habana_frameworks.torch.hpu.Event``.
+generate() runs under ``no_grad``, as in optimum-habana's own example.
 
 Nothing here has run on a Gaudi card yet (no HPU where it was written); see
 docs/gaudi.md for what is verified and the first-run checklist.
@@ -25,10 +29,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.backends.base import BackendInfo, Request
 from bench.backends.habana.launch import is_primary_rank, rank, rendezvous_token
@@ -53,6 +57,9 @@ from bench.core.prompts import Prompt, batched, load_prompt_set
 from bench.devices import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
 from bench.errors import BenchError, ConfigError, DeviceError, ModelLoadError
 from bench.power import PowerSampler
+
+if TYPE_CHECKING:
+    from bench.core.step_events import EventFactory
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +294,8 @@ class HabanaBackend(InProcessBackend):
         self.generation_config = self._generation_config()
         self.check(requests)
         for batch in batched(requests, CALIBRATION_BATCH_SIZE):
-            self.generate_batch(batch)
+            texts = [self._texts[r.prompt.sha] for r in batch]
+            self._generate(self._encode(texts).to(self._device()))
         self._input_length = None
 
     # -- generate() inputs ----------------------------------------------------------------
@@ -344,6 +352,29 @@ class HabanaBackend(InProcessBackend):
     def _generate_kwargs(self) -> dict[str, Any]:
         assert self.settings is not None
         return dict(self.settings.generate_kwargs)
+
+    def _grad_mode(self) -> Any:
+        """``no_grad``, what optimum-habana's generate() and run_generation.py
+        use; inference tensors are not what its HPU-graph and static-shape
+        paths were validated with."""
+        import torch
+
+        return torch.no_grad()
+
+    def _event_factory(self) -> EventFactory:
+        from habana_frameworks.torch.hpu import Event
+
+        return lambda: Event(enable_timing=True)
+
+    def _event_flush(self) -> Callable[[], None] | None:
+        """Lazy mode queues ops until ``mark_step``: launch them before an
+        event so it lands behind the step's work (the loop's own mark_step at
+        the top of the next step then finds nothing left to launch)."""
+        if not self._lazy:
+            return None
+        import habana_frameworks.torch.core as htcore
+
+        return htcore.mark_step
 
     # -- measurement helpers ----------------------------------------------------------------
 
