@@ -256,9 +256,10 @@ class InProcessBackend:
         t_send = timeline.start(time.perf_counter)
         enc = self._encode(texts).to(self._device())
         out = self._generate(enc, stopping_criteria=StoppingCriteriaList([timeline.criterion]))
-        times = timeline.token_times(t_send)
-        start = enc["input_ids"].shape[1]
-        tokens = out[:, start : start + len(times)].cpu()  # (B, steps)
+        generated = out[:, enc["input_ids"].shape[1] :].cpu()  # (B, steps)
+        # a loop that checks stopping one step late may undo its last step
+        times = timeline.token_times(t_send)[: generated.shape[1]]
+        tokens = generated[:, : len(times)]
         lengths = [len(times)] * len(batch)
         if not self.config.ignore_eos and self._eos_ids and times:
             lengths = output_lengths(tokens.T, self._eos_ids)
