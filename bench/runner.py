@@ -22,7 +22,7 @@ from bench.core.config import RunConfig
 from bench.core.metrics import dual_windows, request_result, summarize
 from bench.core.prompts import PromptSet, load_prompt_set, plan_requests
 from bench.core.results import CampaignRef, RunResult
-from bench.devices import resolve_device
+from bench.devices import apply_habana_env_defaults, resolve_device
 from bench.environment import capture_environment
 from bench.errors import BenchmarkFailed
 
@@ -101,6 +101,8 @@ def prepare(config: RunConfig) -> Plan:
     """Validate everything that can be checked without loading a model."""
     prompt_set = load_prompt_set(config.prompts)
     spec = get_spec(config.backend)
+    if spec.name == "habana":  # before device detection imports habana_frameworks
+        apply_habana_env_defaults(config.options)
     device = config.device
     if device == "auto" and len(spec.devices) == 1:
         device = spec.devices[0]  # habana means hpu: say so if it is missing

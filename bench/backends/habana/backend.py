@@ -41,7 +41,6 @@ from bench.backends.habana.options import (
     GaudiSettings,
     fixed_input_length,
     gaudi_settings,
-    graph_env_defaults,
     lazy_mode_from_env,
     option,
 )
@@ -85,7 +84,8 @@ class HabanaBackend(InProcessBackend):
     # -- loading ------------------------------------------------------------------------
 
     def load(self) -> None:
-        os.environ.update(graph_env_defaults(self.config.options, os.environ))
+        # the bridge's environment was set by runner.prepare, before device
+        # detection first imported habana_frameworks (devices.apply_habana_env_defaults)
         try:
             from optimum.habana.transformers.modeling_utils import adapt_transformers_to_gaudi
         except ImportError as exc:
