@@ -63,7 +63,22 @@ def torch_dtype(precision: str) -> Any:
 
 def load_error(spec: str, exc: BaseException) -> ModelLoadError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ModelLoadError(f"cannot load model {spec!r}: {first}")
+    return ModelLoadError(f"cannot load model {spec!r}: {first}{_gated_hint(exc)}")
+
+
+def _gated_hint(exc: BaseException) -> str:
+    """What to do when a gated hub repo refused us for want of a token."""
+    text = str(exc).lower()
+    if not any(s in text for s in ("gated repo", "401 client error", "access to model")):
+        return ""
+    from huggingface_hub import get_token
+
+    if get_token():
+        return " (a Hugging Face token is set: has its account accepted the model's license?)"
+    return (
+        " (gated model and no Hugging Face token: set HF_TOKEN, or the Airflow connection"
+        ' bench_hf, or stage the weights: docs/gaudi.md "Model weights")'
+    )
 
 
 class InProcessBackend:
@@ -117,6 +132,14 @@ class InProcessBackend:
     # -- Backend protocol ---------------------------------------------------------------
 
     def load(self) -> None:
+        path = self._load_tokenizer()
+        started = time.perf_counter()
+        self.model = self._load_model(path)
+        log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
+        self.generation_config = self._generation_config()
+
+    def _load_tokenizer(self) -> str:
+        """The tokenizer, left-padding; returns where the weights load from."""
         path = self.config.load_path
         if looks_local(path) and not Path(path).expanduser().is_dir():
             raise ModelLoadError(f"model directory {path} does not exist")
@@ -135,10 +158,7 @@ class InProcessBackend:
             raise ConfigError(
                 f"option chat_template is set but the tokenizer of {path} has no chat template"
             )
-        started = time.perf_counter()
-        self.model = self._load_model(path)
-        log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
-        self.generation_config = self._generation_config()
+        return path
 
     def _generation_config(self) -> Any:
         import copy
