@@ -31,7 +31,8 @@ from bench.campaign import Campaign, load_campaign
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
 from bench.core.results import CampaignRef, read_jsonl
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError, DeviceError
+from bench.orchestration.cards import cards_for, lock_dir_for
 from bench.paths import bench_home
 from bench.runner import Plan
 
@@ -230,6 +231,37 @@ def benchmark(
     output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
     env = child_env(os.environ, db_url=db_url, secrets=secrets)
     started = _now()
+    try:
+        with cards_for(
+            config.device, config.world_size, os.environ, lock_dir_for(bench_home())
+        ) as cards:
+            if cards:
+                log(
+                    f"{config.label}: cards {cards['HABANA_VISIBLE_MODULES']} (HABANA_VISIBLE_MODULES)"
+                )
+            outcome = _run_children(
+                item, config, campaign, output, {**env, **cards}, timeout_s, db_url, log, launch
+            )
+    except (ConfigError, DeviceError) as exc:  # no card free (or a bad BENCH_HPU_MODULES)
+        outcome = Outcome(config.label, "failed", str(exc), retryable=True)
+        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+    return outcome
+
+
+def _run_children(
+    item: Mapping[str, Any],
+    config: RunConfig,
+    campaign: CampaignRef,
+    output: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    db_url: str | None,
+    log: Log,
+    launch: Launcher,
+) -> Outcome:
+    """fp8's measure child when the config is fp8, then the benchmark child."""
+    started = _now()
     deadline = time.monotonic() + timeout_s
     if config.precision == "fp8":
         log(f"$ bench fp8-measure {config.label} (timeout {timeout_s:.0f} s)")
@@ -239,7 +271,6 @@ def benchmark(
             outcome = _outcome(config.label, rc, output, tail, timeout_s)
             outcome = dataclasses.replace(outcome, error=f"fp8 measurement: {outcome.error}")
             _record_failure(item, config, campaign, outcome, started, db_url, log)
-            log(f"{config.label}: {outcome.status} ({outcome.error})")
             return outcome
     left = max(deadline - time.monotonic(), 1.0)
     log(f"$ bench run {config.label} (timeout {left:.0f} s)")
@@ -247,7 +278,6 @@ def benchmark(
     outcome = _outcome(config.label, rc, output, tail, left)
     if outcome.status != "ok" and not _child_recorded(rc, output):
         _record_failure(item, config, campaign, outcome, started, db_url, log)
-    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
     return outcome
 
 

@@ -37,6 +37,7 @@ config = json.loads(args[args.index("--config") + 1])
 with log.open("a") as fh:
     fh.write(json.dumps({{"command": command, "pid": os.getpid(), "at": time.time(),
                          "precision": config["precision"],
+                         "cards": os.environ.get("HABANA_VISIBLE_MODULES"),
                          "token": os.environ.get("HF_TOKEN") == "hf_secret"}}) + "\\n")
 if command == "fp8-measure":
     if {fail!r}:
@@ -47,6 +48,7 @@ if command == "fp8-measure":
     (stats / "done-rank0.json").write_text("{{}}")
     sys.exit(0)
 assert command == "run" and (stats / "done-rank0.json").is_file(), "quantize without statistics"
+time.sleep(float(os.environ.get("STAND_IN_SLEEP_S", "0")))
 from bench.core.config import RunConfig
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 now = datetime.now(timezone.utc)
@@ -160,3 +162,33 @@ def test_secrets_travel_in_the_environment_only() -> None:
         "HF_TOKEN": "t",
         "BENCH_DB_URL": "postgresql://x",
     }
+
+
+def test_tasks_running_at_once_get_cards_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker listing its cards (BENCH_HPU_MODULES) leases one per task."""
+    import threading
+
+    launch, log, stats = _stand_in(tmp_path)
+    stats.mkdir()
+    (stats / "done-rank0.json").write_text("{}")
+    monkeypatch.setenv("BENCH_HPU_MODULES", "4-5")
+    monkeypatch.setenv("STAND_IN_SLEEP_S", "1.5")  # both children run at the same time
+    outcomes: list[Any] = []
+
+    def task(n: int) -> None:
+        campaign = CampaignRef(dag_run_id=f"manual__cards{n}")
+        outcome = benchmark(
+            _item("bf16"), campaign=campaign, db_url=None, timeout_s=120, log=lambda _: None,
+            launch=launch,
+        )  # fmt: skip
+        outcomes.append(outcome)
+
+    threads = [threading.Thread(target=task, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert sorted(c["cards"] for c in _children(log)) == ["4", "5"]
