@@ -8,6 +8,7 @@ order; the measure stand-in writes statistics the quantize stand-in requires.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -192,3 +193,15 @@ def test_tasks_running_at_once_get_cards_of_their_own(
         t.join()
     assert [o.status for o in outcomes] == ["ok", "ok"]
     assert sorted(c["cards"] for c in _children(log)) == ["4", "5"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("habana_frameworks") is not None, reason="Gaudi")
+def test_fp8_measure_without_the_gaudi_stack_is_one_line() -> None:
+    from tests.core.test_cli_run import bench
+
+    proc = bench("fp8-measure", "--model", "m")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "bench: error: device hpu requested but habana_frameworks is not installed (Intel Gaudi "
+        "software stack); see the 'Gaudi' section of README.md and docs/gaudi.md"
+    ]
