@@ -22,19 +22,34 @@ ENV PT_HPU_LAZY_MODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
-RUN pip install "git+https://github.com/HabanaAI/DeepSpeed.git@${DEEPSPEED_REF}"
-
 WORKDIR /opt/bench
+
+# Every package the base image ships stays at the version Intel validated:
+# its `pip list` pins them, this repo's constraints.txt pins the rest
+# (docker/merge_constraints.py). Every pip install below uses the result, so
+# a dependency that would move part of the validated stack fails the build.
+COPY constraints.txt docker/merge_constraints.py /opt/bench/docker/
+RUN pip list --format=freeze > /opt/bench/docker/base-freeze.txt \
+ && python /opt/bench/docker/merge_constraints.py /opt/bench/docker/base-freeze.txt \
+        /opt/bench/docker/constraints.txt > /opt/bench/docker/hpu-constraints.txt
+
+RUN pip install -c /opt/bench/docker/hpu-constraints.txt \
+        "git+https://github.com/HabanaAI/DeepSpeed.git@${DEEPSPEED_REF}"
+
 COPY pyproject.toml README.md ./
 COPY bench ./bench
 # Editable install: prompts/, sql/, dags/ and plugins/ are read from /opt/bench.
-# (No import of habana_frameworks here: there is no card at build time.)
-RUN pip install -e '.[hpu,airflow]' \
+# Then the stack must hold together (pip check) and its Gaudi parts must import
+# (no card is needed to import them; none is used at build time).
+RUN pip install -c /opt/bench/docker/hpu-constraints.txt -e '.[hpu,airflow]' \
+ && pip check \
+ && python -c "import habana_frameworks.torch.core, neural_compressor.torch.quantization, deepspeed" \
  && bench --help > /dev/null
 COPY prompts ./prompts
 COPY sql ./sql
 COPY dags ./dags
 COPY plugins ./plugins
+COPY benchmarks ./benchmarks
 
 RUN mkdir -p "$AIRFLOW_HOME/logs" "$BENCH_HOME" "$HF_HOME"
 CMD ["airflow", "celery", "worker", "--queues", "hpu"]

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from bench.backends import BACKENDS
-from bench.core.config import CONCRETE_DEVICES, PRECISIONS, RunConfig
+from bench.core.config import CONCRETE_DEVICES, PRECISIONS, TIMING_MODES, RunConfig
 from bench.errors import CampaignError, ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -58,6 +58,8 @@ class Campaign:
     warmup: int = 1
     seed: int = 0
     stop_at_eos: bool = False
+    #: None: the device's default (RunConfig.timing)
+    timing: str | None = None
     pool: str = "default_pool"
     queue: str = "default"
     timeout_minutes: float = 60
@@ -126,6 +128,7 @@ class Campaign:
                 limit=self.limit,
                 seed=self.seed,
                 ignore_eos=not self.stop_at_eos,
+                timing=self.timing,
                 trust_remote_code=model.trust_remote_code,
                 world_size=model.world_size,
                 slo_ttft_ms=self.slo_ttft_ms,
@@ -484,6 +487,7 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
         warmup=f.get("warmup", int, 1),
         seed=f.get("seed", int, 0),
         stop_at_eos=f.get("stop_at_eos", bool, False),
+        timing=None if data.get("timing") is None else f.choice("timing", TIMING_MODES, "stream"),
         pool=f.get("pool", str, "default_pool"),
         queue=f.get("queue", str, "default"),
         timeout_minutes=f.get("timeout_minutes", (int, float), 60.0),

@@ -1,36 +1,54 @@
-"""CUDA validation: real per-token numbers for a Llama-2-7B-shaped model.
+"""CUDA check: what each timing mode costs, and the `bench run` path, on a real GPU.
 
-Random weights in bf16 (no download), built directly on the GPU. For batch
-1 and 8, 128 prompt tokens -> 128 output tokens (EOS ignored): TTFT, TPOT,
-output tokens/s and NVML energy per token measured with our TimingStreamer,
-and the overhead ratio of streamed vs bare generate(), interleaved. Then
-the full `bench run --device cuda` path on the tiny model, as a user runs it.
+1. A Llama-2-7B-shaped model with random weights, built in bf16 directly on
+   the GPU (no download). For each batch size (default 1, 8, 64), 128 prompt
+   tokens -> 128 output tokens (EOS ignored): bare generate(), our streamer,
+   device events and dual (bare + streamed pass), interleaved round by round
+   (bench/timingcheck.py). Prints medians, ratios to bare, TTFT/TPOT/ITL and
+   events-vs-stream clock agreement.
+2. `bench tiny-model` and `bench run --device cuda --timing {stream,events,dual}`
+   on the tiny model, exactly as a user runs them (--no-db: no database needed).
 
-    python benchmarks/cuda_check.py                  # on an NVIDIA GPU
-    python benchmarks/cuda_check.py --shape tiny --device cpu   # smoke-test the script
+Runtime is bounded: after the model is built, each batch size gets an equal
+share of --budget-s (minus a reserve for step 2) and runs as many rounds as
+fit (at most --rounds). JSON goes to --out after every step, so a run cut
+short still leaves its numbers. Needs only torch and transformers.
 
-Prints a table and writes JSON to --out when given.
+    PYTHONPATH=. python benchmarks/cuda_check.py --out cuda_check.json
+    PYTHONPATH=. python benchmarks/cuda_check.py --quick --out q.json    # ~2-3 min
+    PYTHONPATH=. python benchmarks/cuda_check.py --shape tiny --device cpu   # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import platform
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.core.metrics import request_result, summarize
-from bench.core.records import RequestRecord
-from bench.core.streamer import TimingStreamer
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from anywhere: the script belongs to this checkout
 
-SHAPES = {
+from bench.timingcheck import (  # noqa: E402
+    VARIANTS,
+    Device,
+    Progress,
+    compare_batch,
+    format_row,
+    write_report,
+)
+
+SHAPES: dict[str, dict[str, int]] = {
     "llama2-7b": dict(
         hidden_size=4096,
         intermediate_size=11008,
@@ -50,158 +68,228 @@ SHAPES = {
         max_position_embeddings=2048,
     ),
 }
+#: seconds kept for step 2 (three `bench run` processes plus the tiny model)
+CLI_RESERVE_S = 100.0
 
 
-def build(shape: str, device: str, dtype: torch.dtype) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(**SHAPES[shape], bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype).eval()
-    return model
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def measure(
-    model: Any, device: str, batch: int, n_in: int, n_out: int, rounds: int
-) -> dict[str, Any]:
-    vocab = model.config.vocab_size
-    gen = {"max_new_tokens": n_out, "min_new_tokens": n_out, "do_sample": False, "pad_token_id": 0}
-    ids = torch.randint(3, vocab, (batch, n_in), device=device)
-    mask = torch.ones_like(ids)
-    sampler = None
-    if device == "cuda":
-        from bench.power.nvml import nvml_sampler
-
-        sampler = nvml_sampler(torch.cuda.current_device())
-    with torch.inference_mode():
-        model.generate(input_ids=ids, attention_mask=mask, **gen)  # warmup: kernels, allocator
-        bare, streamed, results, energy = [], [], [], []
-        for _ in range(rounds):
-            sync(device)
-            t0 = time.perf_counter()
-            model.generate(input_ids=ids, attention_mask=mask, **gen)
-            sync(device)
-            bare.append(time.perf_counter() - t0)
-            streamer = TimingStreamer()
-            if sampler is not None:
-                sampler.start()
-            t_send = time.perf_counter()
-            model.generate(input_ids=ids, attention_mask=mask, **gen, streamer=streamer)
-            sync(device)
-            streamed.append(time.perf_counter() - t_send)
-            if sampler is not None:
-                energy.append(sampler.stop())
-            for b, seq in enumerate(streamer.sequences(batch)):
-                results.append(
-                    request_result(
-                        RequestRecord(b, "r", n_in, seq.output_tokens, t_send, seq.token_times)
-                    )
-                )
-    duration = statistics.median(streamed) * rounds
-    metrics = summarize(results, duration_s=duration)
-    joules = [e for e in energy if e is not None]
-    return {
-        "batch": batch,
-        "ttft_p50_ms": metrics.ttft_p50_ms,
-        "tpot_p50_ms": metrics.tpot_p50_ms,
-        "itl_p99_ms": metrics.itl_p99_ms,
-        "output_tokens_per_s": batch * n_out / statistics.median(streamed),
-        "energy_j_per_token": statistics.median(joules) / (batch * n_out) if joules else None,
-        "streamed_vs_bare": statistics.median(streamed) / statistics.median(bare),
-        "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
-    }
-
-
-def cli_path(device: str) -> dict[str, Any]:
-    """`bench tiny-model` + `bench run --device <device>` exactly as a user runs them."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir, out = Path(tmp) / "tiny", Path(tmp) / "out.jsonl"
-        subprocess.run([sys.executable, "-m", "bench", "tiny-model", str(model_dir)], check=True)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench",
-                "run",
-                "--model",
-                str(model_dir),
-                "--device",
-                device,
-                "--batch-size",
-                "4",
-                "--max-new-tokens",
-                "32",
-                "--limit",
-                "16",
-                "--no-db",
-                "--output",
-                str(out),
-                "-q",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        print(proc.stdout)
-        if proc.returncode != 0:
-            return {"ok": False, "error": proc.stderr.strip()[-2000:]}
-        summary = json.loads(out.read_text().splitlines()[-1])
-        return {"ok": True, "environment": summary["environment"], "metrics": summary["metrics"]}
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--shape", choices=list(SHAPES), default="llama2-7b")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--input-tokens", type=int, default=128)
     parser.add_argument("--output-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="most rounds per batch (default 3)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=420.0,
+        help="wall-time budget of the whole script, model build included (default 420)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one round per batch and a 240 s budget"
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--skip-cli", action="store_true", help="skip step 2 (bench run)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.budget_s = 1, min(args.budget_s, 240.0)
+    return args
+
+
+def build(shape: str, device: str, dtype: torch.dtype) -> Any:
+    """Random weights in ``dtype``, created on ``device`` (no fp32 copy first)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**SHAPES[shape], bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(default)
+    return model.to(dtype).eval()
+
+
+def cuda_device(name: str) -> Device:
+    if name == "cuda":
+        return Device("cuda", torch.cuda.synchronize, lambda: torch.cuda.Event(enable_timing=True))
+    return Device("cpu", lambda: None)  # no events: that variant reports its error
+
+
+def generator(model: Any, batch: int, n_in: int, n_out: int, device: str) -> Callable[..., Any]:
+    from transformers import GenerationConfig
+
+    gen = GenerationConfig(
+        max_new_tokens=n_out,
+        min_new_tokens=n_out,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    ids = torch.randint(3, model.config.vocab_size, (batch, n_in), device=device)
+    mask = torch.ones_like(ids)
+
+    def generate(**kwargs: Any) -> Any:
+        with torch.inference_mode():  # as the hf backend runs it
+            return model.generate(
+                input_ids=ids, attention_mask=mask, generation_config=gen, **kwargs
+            )
+
+    return generate
+
+
+def cli_path(device: str, log: Progress, timeout_s: float = 150.0) -> dict[str, Any]:
+    """`bench tiny-model` + `bench run --device <device> --timing T`, as a user runs them."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "tiny"
+        built = subprocess.run(
+            [sys.executable, "-m", "bench", "tiny-model", str(model_dir)],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s,
+        )  # fmt: skip
+        if built.returncode != 0:
+            return {"tiny-model": {"ok": False, "error": built.stderr.strip()[-2000:]}}
+        timings = ("stream", "events", "dual") if device == "cuda" else ("stream", "dual")
+        for timing in timings:
+            out = Path(tmp) / f"{timing}.jsonl"
+            argv = [
+                sys.executable, "-m", "bench", "run", "--model", str(model_dir), "--device", device,
+                "--timing", timing, "--batch-size", "4", "--max-new-tokens", "16", "--limit", "8",
+                "--warmup", "1", "--no-db", "--output", str(out), "-q",
+            ]  # fmt: skip
+            try:
+                proc = subprocess.run(
+                    argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s
+                )
+            except subprocess.TimeoutExpired:
+                result[timing] = {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+                log(f"bench run --timing {timing}: timed out")
+                continue
+            if proc.returncode != 0 or not out.is_file():
+                result[timing] = {"ok": False, "error": proc.stderr.strip()[-2000:]}
+                log(f"bench run --timing {timing}: FAILED {proc.stderr.strip()[-300:]}")
+                continue
+            summary = json.loads(out.read_text().splitlines()[-1])
+            result[timing] = {
+                "ok": True,
+                "config": summary["config"],
+                "metrics": summary["metrics"],
+                "environment": summary["environment"],
+            }
+            m = summary["metrics"]
+            log(
+                f"bench run --timing {timing}: ok, ttft p50 {m['ttft_p50_ms']:.2f} ms, "
+                f"tpot p50 {m['tpot_p50_ms']:.2f} ms, {m['output_tokens_per_s']:.0f} tok/s"
+                + (
+                    f", streamed/bare {m['streamed_vs_bare_ratio']:.3f}x"
+                    if m.get("streamed_vs_bare_ratio")
+                    else ""
+                )
+            )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = Progress()
     if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("cuda_check: no CUDA device visible (torch.cuda.is_available() is False)")
-    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    t0 = time.perf_counter()
-    model = build(args.shape, args.device, dtype)
-    print(f"built {args.shape} on {args.device} in {time.perf_counter() - t0:.1f} s")
+        print("cuda_check: no CUDA device visible (torch.cuda.is_available() is False)")
+        return 2
     import transformers
 
-    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     report: dict[str, Any] = {
         "device": name,
+        "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "shape": args.shape,
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
+        "budget_s": args.budget_s,
         "rows": [],
+        "errors": [],
     }
-    print(f"{name}, torch {torch.__version__}, transformers {transformers.__version__}")
-    print(
-        f"{'batch':>5}{'TTFT p50 ms':>13}{'TPOT p50 ms':>13}{'ITL p99 ms':>12}{'tok/s':>10}{'J/tok':>8}{'vs bare':>9}"
+
+    def save() -> None:
+        report["elapsed_s"] = round(log.elapsed_s, 1)
+        if args.out:
+            write_report(report, args.out)
+
+    n_batches = len(args.batches)
+    log(
+        f"{name}, python {report['python']}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}; {args.shape}, batches {args.batches}, "
+        f"{args.input_tokens}->{args.output_tokens} tokens, variants {args.variants}, "
+        f"at most {args.rounds} round(s), budget {args.budget_s:.0f} s"
     )
-    for batch in args.batches:
-        row = measure(model, args.device, batch, args.input_tokens, args.output_tokens, args.rounds)
-        report["rows"].append(row)
-        jpt = f"{row['energy_j_per_token']:.3f}" if row["energy_j_per_token"] is not None else "-"
-        print(
-            f"{batch:>5}{row['ttft_p50_ms']:>13.2f}{row['tpot_p50_ms']:>13.2f}{row['itl_p99_ms']:>12.2f}"
-            f"{row['output_tokens_per_s']:>10.0f}{jpt:>8}{row['streamed_vs_bare']:>8.3f}x"
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    model = None
+    try:
+        t0 = time.perf_counter()
+        model = build(args.shape, args.device, dtype)
+        report["build_s"] = round(time.perf_counter() - t0, 1)
+        log(f"built {args.shape} ({dtype}) on {args.device} in {report['build_s']} s")
+    except Exception as exc:
+        report["errors"].append(f"build: {type(exc).__name__}: {exc}")
+        log(f"model build FAILED: {exc}\n{traceback.format_exc()}")
+    save()
+    device = cuda_device(args.device)
+    if device.new_event is None and "events" in args.variants:
+        args.variants = [v for v in args.variants if v != "events"]
+        log(f"events: skipped ({args.device} has no timing events)")
+    reserve = 0.0 if args.skip_cli else CLI_RESERVE_S
+    for index, batch in enumerate(args.batches if model is not None else []):
+        left = args.budget_s - reserve - log.elapsed_s
+        share = left / (n_batches - index)
+        log(
+            f"batch {batch}: {share:.0f} s of budget ({left:.0f} s left for {n_batches - index} batch sizes)"
         )
+        try:
+            if args.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            generate = generator(model, batch, args.input_tokens, args.output_tokens, args.device)
+            row = compare_batch(
+                generate, device, batch=batch, new_tokens=args.output_tokens,
+                variants=args.variants, budget_s=share, max_rounds=args.rounds, log=log,
+            )  # fmt: skip
+            if args.device == "cuda":
+                row["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+            report["rows"].append(row)
+            for line in format_row(row):
+                log(line)
+        except Exception as exc:  # e.g. out of memory at batch 64: the other sizes still report
+            report["errors"].append(f"batch {batch}: {type(exc).__name__}: {exc}")
+            log(f"batch {batch} FAILED: {exc}")
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
+        save()
     del model
-    report["cli"] = cli_path(args.device)
-    print("bench run path:", "ok" if report["cli"]["ok"] else report["cli"]["error"])
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2, default=str))
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    if not args.skip_cli:
+        log("bench run path (tiny model)")
+        try:
+            report["cli"] = cli_path(args.device, log)
+        except Exception as exc:
+            report["errors"].append(f"cli: {type(exc).__name__}: {exc}")
+            log(f"bench run path FAILED: {exc}")
+    save()
+    log(f"done in {log.elapsed_s:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

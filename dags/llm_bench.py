@@ -96,6 +96,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             )
             def benchmark(item: dict[str, Any]) -> dict[str, Any]:
                 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+                from bench_hub import hub_secrets  # plugins/bench_hub.py
 
                 from bench.orchestration.tasks import benchmark as run_config
 
@@ -104,6 +105,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                     campaign=_campaign_ref(get_current_context()),
                     db_url=_db_url(),
                     timeout_s=timeout_s,
+                    secrets=hub_secrets(),  # read here, at run time: never an argument
                 )
                 if outcome.status != "ok":
                     error = AirflowException if outcome.retryable else AirflowFailException

@@ -107,10 +107,10 @@ def test_gaudi_worker_is_set_up_like_habanas_containers(compose: dict[str, Any])
         "vault.habana.ai/gaudi-docker/${SYNAPSE_VERSION}/${UBUNTU}/habanalabs/pytorch-installer-${PT_VERSION}"
         in dockerfile
     )
-    assert "pip install -e '.[hpu,airflow]'" in dockerfile
-    assert (
-        "torch==" not in dockerfile and "constraints" not in dockerfile
-    )  # torch comes from the image
+    assert "-e '.[hpu,airflow]'" in dockerfile
+    # torch comes from the image; the constraints the image installs under are
+    # the image's own packages plus ours (tests/test_dockerfile.py)
+    assert "torch==" not in dockerfile
 
 
 def test_cpu_worker_is_an_opt_in_profile_on_the_default_queue(compose: dict[str, Any]) -> None:

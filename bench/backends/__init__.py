@@ -40,6 +40,8 @@ class BackendSpec:
     checker: str | None = None
     #: what a config that names no precision gets
     default_precision: str = "bf16"
+    #: timing modes it supports (bench.core.config.TIMING_MODES)
+    timings: tuple[str, ...] = ("stream", "events", "dual")
 
     def load_class(self) -> type[Backend]:
         return cast("type[Backend]", _resolve(self.target))
@@ -90,6 +92,7 @@ BACKENDS: dict[str, BackendSpec] = {
             checker="bench.backends.openai.options:validate_config",
             # the client cannot see the server's weights: never guess bf16
             default_precision="unknown",
+            timings=("stream",),  # the server streams; its device is out of reach
         ),
     )
 }
@@ -123,6 +126,10 @@ def validate_config(config: RunConfig) -> None:
     if spec.load_shape == "stream" and config.batch_size != 1:
         raise ConfigError(
             f"batch_size applies to in-process backends; {spec.name} uses concurrency/request_rate"
+        )
+    if config.timing is not None and config.timing not in spec.timings:
+        raise ConfigError(
+            f"backend {spec.name} supports timing {'/'.join(spec.timings)}, not {config.timing}"
         )
     if config.world_size > 1 and spec.name != "habana":
         raise ConfigError(

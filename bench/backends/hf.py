@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.backends.base import BackendInfo
 from bench.backends.devices import cpu_name, host_peak_rss_bytes, reset_host_peak_rss
@@ -16,6 +16,9 @@ from bench.backends.inprocess import (
 )
 from bench.backends.options import HF_OPTIONS, OptionSpec
 from bench.power import PowerSampler
+
+if TYPE_CHECKING:
+    from bench.core.step_events import EventFactory
 
 
 class HFBackend(InProcessBackend):
@@ -36,6 +39,13 @@ class HFBackend(InProcessBackend):
         except Exception as exc:
             raise load_error(path, exc) from None
         return model.to(self.config.device).eval()
+
+    def _event_factory(self) -> EventFactory:
+        if self.config.device != "cuda":
+            return super()._event_factory()
+        import torch
+
+        return lambda: torch.cuda.Event(enable_timing=True)
 
     def reset_peak_memory(self) -> None:
         if self.config.device == "cuda":

@@ -1,25 +1,36 @@
-"""Shared machinery of in-process backends: batched ``generate()`` timed by
-:class:`~bench.core.streamer.TimingStreamer`.
+"""Shared machinery of in-process backends: batched ``generate()``, timed in
+one of three modes (``RunConfig.timing``, README "Timing modes"):
+
+* ``stream``: :class:`~bench.core.streamer.TimingStreamer` reads the host
+  clock when each step's tokens reach the host;
+* ``events``: a device event per step (:mod:`bench.core.step_events`), read
+  after generation; no host sync per step;
+* ``dual``: each batch runs twice, bare (one sync at the end: E2E and the
+  run's throughput) and streamed (TTFT and ITL).
 
 Subclasses (hf for cpu/cuda, habana for hpu) supply model loading, device
-placement and device-specific generate kwargs; batching, tokenization, the
-context check and record building are written once here.
+placement, device events and device-specific generate kwargs; batching,
+tokenization, the context check and record building are written once here.
+Generated ids are read after each generate() call, never inside it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.backends.base import BackendInfo, Progress, Request
 from bench.backends.options import COMMON_OPTIONS, OptionSpec
 from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, batched
 from bench.core.records import RequestRecord
-from bench.errors import ConfigError, ModelLoadError
+from bench.errors import ConfigError, DeviceError, ModelLoadError
+
+if TYPE_CHECKING:
+    from bench.core.step_events import EventFactory
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +63,22 @@ def torch_dtype(precision: str) -> Any:
 
 def load_error(spec: str, exc: BaseException) -> ModelLoadError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ModelLoadError(f"cannot load model {spec!r}: {first}")
+    return ModelLoadError(f"cannot load model {spec!r}: {first}{_gated_hint(exc)}")
+
+
+def _gated_hint(exc: BaseException) -> str:
+    """What to do when a gated hub repo refused us for want of a token."""
+    text = str(exc).lower()
+    if not any(s in text for s in ("gated repo", "401 client error", "access to model")):
+        return ""
+    from huggingface_hub import get_token
+
+    if get_token():
+        return " (a Hugging Face token is set: has its account accepted the model's license?)"
+    return (
+        " (gated model and no Hugging Face token: set HF_TOKEN, or the Airflow connection"
+        ' bench_hf, or stage the weights: docs/gaudi.md "Model weights")'
+    )
 
 
 class InProcessBackend:
@@ -87,9 +113,33 @@ class InProcessBackend:
     def _generate_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def _grad_mode(self) -> Any:
+        """cpu/cuda: ``inference_mode``, which also skips autograd's version
+        counters and view tracking (a little less host work per op than the
+        ``no_grad`` generate() runs under)."""
+        import torch
+
+        return torch.inference_mode()
+
+    def _event_factory(self) -> EventFactory:
+        """A timing event on this backend's device (``timing: events``)."""
+        raise DeviceError(f"device {self.config.device} has no timing events")
+
+    def _event_flush(self) -> Callable[[], None] | None:
+        """What launches queued device work before an event (Habana lazy mode)."""
+        return None
+
     # -- Backend protocol ---------------------------------------------------------------
 
     def load(self) -> None:
+        path = self._load_tokenizer()
+        started = time.perf_counter()
+        self.model = self._load_model(path)
+        log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
+        self.generation_config = self._generation_config()
+
+    def _load_tokenizer(self) -> str:
+        """The tokenizer, left-padding; returns where the weights load from."""
         path = self.config.load_path
         if looks_local(path) and not Path(path).expanduser().is_dir():
             raise ModelLoadError(f"model directory {path} does not exist")
@@ -108,10 +158,7 @@ class InProcessBackend:
             raise ConfigError(
                 f"option chat_template is set but the tokenizer of {path} has no chat template"
             )
-        started = time.perf_counter()
-        self.model = self._load_model(path)
-        log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
-        self.generation_config = self._generation_config()
+        return path
 
     def _generation_config(self) -> Any:
         import copy
@@ -185,36 +232,103 @@ class InProcessBackend:
         return records
 
     def generate_batch(self, batch: Sequence[Request]) -> list[RequestRecord]:
-        """One timed generate() call; its requests share one send time."""
-        import torch
+        """One batch in the run's timing mode; its requests share one send time."""
+        texts = [self._texts.get(r.prompt.sha) or self.render(r.prompt) for r in batch]
+        timing = self.config.effective_timing
+        if timing == "events":
+            return self._events_batch(batch, texts)
+        if timing == "dual":
+            return self._dual_batch(batch, texts)
+        return self._streamed_batch(batch, texts)
 
+    def _generate(self, enc: Any, **kwargs: Any) -> Any:
+        """generate()'s token ids, (batch, prompt + generated), on the device."""
+        with self._grad_mode():
+            out = self.model.generate(
+                **enc, generation_config=self.generation_config, **self._generate_kwargs(), **kwargs
+            )
+        return getattr(out, "sequences", out)  # a ModelOutput if the config asks for one
+
+    def _streamed_batch(
+        self, batch: Sequence[Request], texts: list[str], bare: tuple[float, float] | None = None
+    ) -> list[RequestRecord]:
         from bench.core.streamer import TimingStreamer
 
-        texts = [self._texts.get(r.prompt.sha) or self.render(r.prompt) for r in batch]
         streamer = TimingStreamer(time.perf_counter)
         t_send = time.perf_counter()
         enc = self._encode(texts).to(self._device())
-        with torch.inference_mode():
-            self.model.generate(
-                **enc,
-                generation_config=self.generation_config,
-                streamer=streamer,
-                **self._generate_kwargs(),
-            )
-        input_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        self._generate(enc, streamer=streamer)
         timings = streamer.sequences(
             len(batch), eos_token_ids=self._eos_ids, stop_at_eos=not self.config.ignore_eos
         )
+        ids = streamer.token_ids([t.output_tokens for t in timings])
+        return self._records(batch, enc, t_send, [t.token_times for t in timings], ids, bare)
+
+    def _events_batch(self, batch: Sequence[Request], texts: list[str]) -> list[RequestRecord]:
+        from transformers import StoppingCriteriaList
+
+        from bench.core.step_events import EventTimeline
+        from bench.core.streamer import output_lengths
+
+        timeline = EventTimeline(
+            self._event_factory(), self.config.max_new_tokens, self._event_flush()
+        )
+        t_send = timeline.start(time.perf_counter)
+        enc = self._encode(texts).to(self._device())
+        out = self._generate(enc, stopping_criteria=StoppingCriteriaList([timeline.criterion]))
+        generated = out[:, enc["input_ids"].shape[1] :].cpu()  # (B, steps)
+        # a loop that checks stopping one step late may undo its last step
+        times = timeline.token_times(t_send)[: generated.shape[1]]
+        tokens = generated[:, : len(times)]
+        lengths = [len(times)] * len(batch)
+        if not self.config.ignore_eos and self._eos_ids and times:
+            lengths = output_lengths(tokens.T, self._eos_ids)
+        ids = [tuple(row[:n]) for row, n in zip(tokens.tolist(), lengths, strict=True)]
+        return self._records(batch, enc, t_send, [times[:n] for n in lengths], ids)
+
+    def _dual_batch(self, batch: Sequence[Request], texts: list[str]) -> list[RequestRecord]:
+        """Bare pass, then the same requests streamed. With sampling, both
+        passes start from one seed, so they generate the same tokens."""
+        import torch
+
+        sampling = bool(self.generation_config.do_sample)
+        seed = int(torch.randint(2**62, ())) if sampling else 0
+        if sampling:
+            torch.manual_seed(seed)
+        bare_send = time.perf_counter()
+        enc = self._encode(texts).to(self._device())
+        self._generate(enc).cpu()  # output on the host: the one sync of the bare pass
+        bare = (bare_send, time.perf_counter())
+        if sampling:
+            torch.manual_seed(seed)
+        return self._streamed_batch(batch, texts, bare)
+
+    def _records(
+        self,
+        batch: Sequence[Request],
+        enc: Any,
+        t_send: float,
+        token_times: Sequence[tuple[float, ...]],
+        ids: Sequence[tuple[int, ...]],
+        bare: tuple[float, float] | None = None,
+    ) -> list[RequestRecord]:
+        input_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        bare_send, bare_done = bare if bare is not None else (None, None)
         return [
             RequestRecord(
                 request_index=request.index,
                 prompt_sha=request.prompt.sha,
                 input_tokens=int(n_in),
-                output_tokens=timing.output_tokens,
+                output_tokens=len(times),
                 t_send=t_send,
-                token_times=timing.token_times,
+                token_times=times,
+                bare_t_send=bare_send,
+                bare_t_done=bare_done,
+                output_token_ids=out_ids,
             )
-            for request, n_in, timing in zip(batch, input_tokens, timings, strict=True)
+            for request, n_in, times, out_ids in zip(
+                batch, input_tokens, token_times, ids, strict=True
+            )
         ]
 
     def reset_peak_memory(self) -> None:

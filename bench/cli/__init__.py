@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "bench.cli.changepoints",
     "bench.cli.report",
     "bench.cli.tiny",
+    "bench.cli.fp8",
 )
 
 EXIT_FAILED = 1

@@ -11,7 +11,7 @@ from typing import Any
 from bench.backends import BACKENDS
 from bench.backends.habana.launch import is_primary_rank
 from bench.backends.openai.endpoints import AUTO, ENDPOINTS
-from bench.core.config import DEVICES, PRECISIONS, RunConfig
+from bench.core.config import DEVICES, PRECISIONS, TIMING_MODES, RunConfig
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 from bench.errors import BenchmarkFailed, ConfigError
 from bench.report.text import ProgressPrinter, format_summary
@@ -35,6 +35,7 @@ _CONFIG_FLAGS = (
     "request_rate",
     "slo_ttft_ms",
     "slo_tpot_ms",
+    "timing",
 )
 
 #: CLI flag destination -> openai backend option (``--option KEY=VALUE`` wins).
@@ -107,6 +108,13 @@ def register(sub: Any) -> None:
     load.add_argument("--seed", type=int, help="torch seed for sampling (default 0)")
     load.add_argument(
         "--world-size", type=int, help="cards per config, tensor parallel (habana; default 1)"
+    )
+    load.add_argument(
+        "--timing",
+        choices=TIMING_MODES,
+        help="how token times are taken: stream (host clock as each token arrives), "
+        "events (device events, cuda/hpu), dual (a bare pass for throughput and E2E, "
+        "a streamed one for TTFT/ITL); default dual on hpu, else stream",
     )
     load.add_argument("--concurrency", type=int, help="requests in flight (openai backend)")
     load.add_argument(

@@ -26,6 +26,11 @@ from bench.errors import ConfigError
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "unknown")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "hpu")
 CONCRETE_DEVICES: tuple[str, ...] = ("cpu", "cuda", "hpu")
+#: How token times are taken (README "Timing modes"): the streamer's host
+#: clock, device events, or a bare pass for throughput plus a streamed one.
+TIMING_MODES: tuple[str, ...] = ("stream", "events", "dual")
+#: Devices with timing events (``torch.cuda.Event``, ``habana_frameworks.torch.hpu.Event``).
+EVENT_DEVICES: tuple[str, ...] = ("cuda", "hpu")
 
 #: Fields that do not change what is measured, hence stay out of the fingerprint.
 _NOT_FINGERPRINTED = frozenset(
@@ -82,6 +87,8 @@ class RunConfig:
     request_rate: float | None = None
     slo_ttft_ms: float | None = None
     slo_tpot_ms: float | None = None
+    #: None: the device's default (:func:`default_timing`), resolved by ``runner.prepare``
+    timing: str | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -107,6 +114,13 @@ class RunConfig:
         for name in ("request_rate", "slo_ttft_ms", "slo_tpot_ms"):
             if getattr(self, name) is not None:
                 set_(self, name, _positive_float(name, getattr(self, name)))
+        if self.timing is not None:
+            _choice("timing", self.timing, TIMING_MODES)
+            if self.timing == "events" and self.device not in ("auto", *EVENT_DEVICES):
+                raise ConfigError(
+                    f"timing events needs device timing events ({'/'.join(EVENT_DEVICES)}); "
+                    f"{self.device} has none: use timing stream or dual"
+                )
         if not isinstance(self.options, Mapping):
             raise ConfigError(f"options must be a mapping, got {type(self.options).__name__}")
         set_(self, "options", frozen(dict(self.options)))
@@ -148,6 +162,11 @@ class RunConfig:
         return os.path.expanduser(os.path.expandvars(self.model_path or self.model))
 
     @property
+    def effective_timing(self) -> str:
+        """``timing``, or the default of this backend on this (resolved) device."""
+        return self.timing or default_timing(self.backend, self.device)
+
+    @property
     def label(self) -> str:
         """Short readable name, e.g. ``llama-2-7b/bf16/bs8`` (Airflow map index)."""
         name = self.model.rstrip("/").rsplit("/", 1)[-1]
@@ -173,6 +192,11 @@ class RunConfig:
         from bench.backends import get_spec
 
         ident = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        # ``stream`` is how every run was timed before the field existed: its
+        # histories keep their fingerprints; another mode measures differently.
+        ident.pop("timing")
+        if (timing := self.effective_timing) != "stream":
+            ident["timing"] = timing
         specs = get_spec(self.backend).options()
         ident["options"] = {
             k: v for k, v in ident["options"].items() if k not in specs or specs[k].fingerprint
@@ -186,3 +210,19 @@ class RunConfig:
         return sha256_hex(
             canonical_json(self.identity(prompt_set_sha=prompt_set_sha, n_requests=n_requests))
         )
+
+
+def default_timing(backend: str, device: str) -> str:
+    """``dual`` for in-process generation on HPU, else ``stream``.
+
+    On Gaudi with ``ignore_eos`` optimum-habana's loop has no per-step sync
+    of its own, so the streamer's ``.cpu()`` per step slows generation
+    (docs/gaudi.md): throughput comes from a bare pass until a measurement on
+    hardware shows ``stream`` within 2% of it. On CPU and CUDA, HF's loop
+    syncs every step anyway and streaming is free (docs/performance.md).
+    """
+    from bench.backends import get_spec
+
+    if device == "hpu" and "dual" in get_spec(backend).timings:
+        return "dual"
+    return "stream"

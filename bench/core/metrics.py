@@ -6,7 +6,9 @@ Definitions (README "Metrics" repeats them for users):
 * ``tpot_ms``  (last token - first token) / (output_tokens - 1); AIPerf's "ITL";
   None when no gap was observed (one token, or one streamed chunk)
 * ``itl_ms``   gaps between consecutive tokens or chunks; vLLM's "ITL"
-* ``e2e_ms``   last token time - send time
+* ``e2e_ms``   last token time - send time; under ``timing: dual`` the bare
+  pass's send -> output on the host (the streamed pass's latency is
+  ``ttft_ms + sum(itl_ms)``)
 
 Run-level percentiles use numpy's default linear interpolation. ITL
 percentiles pool every gap of every successful request (as vLLM does), so a
@@ -46,6 +48,10 @@ def request_result(record: RequestRecord) -> RequestResult:
         )
     first, last = times[0], times[-1]
     n_out = record.output_tokens
+    if record.bare_t_send is not None and record.bare_t_done is not None:
+        e2e_s = record.bare_t_done - record.bare_t_send
+    else:
+        e2e_s = last - record.t_send
     return RequestResult(
         request_index=record.request_index,
         prompt_sha=record.prompt_sha,
@@ -55,7 +61,7 @@ def request_result(record: RequestRecord) -> RequestResult:
         # No gap observed (one token, or a stream whose text came in one
         # read): TPOT is unknown, not 0.
         tpot_ms=(last - first) * 1e3 / (n_out - 1) if n_out > 1 and len(times) > 1 else None,
-        e2e_ms=(last - record.t_send) * 1e3,
+        e2e_ms=e2e_s * 1e3,
         itl_ms=tuple(float(d) for d in np.diff(np.asarray(times)) * 1e3),
         success=record.success,
         error=record.error,
@@ -98,6 +104,9 @@ class RunMetrics:
     peak_memory_bytes: int | None = None
     energy_j: float | None = None
     energy_j_per_token: float | None = None
+    #: ``timing: dual`` only: wall time of the streamed passes / the bare passes
+    #: of the same requests (1.0: streaming costs nothing; 1.2: 20% slower)
+    streamed_vs_bare_ratio: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,8 +145,15 @@ def summarize(
     slo_tpot_ms: float | None = None,
     peak_memory_bytes: int | None = None,
     energy_j: float | None = None,
+    passes: int = 1,
+    streamed_vs_bare_ratio: float | None = None,
 ) -> RunMetrics:
-    """Run metrics over the measured window ``duration_s`` (wall seconds)."""
+    """Run metrics over the measured window ``duration_s`` (wall seconds).
+
+    ``passes``: generate() passes over each request while energy was
+    sampled (``timing: dual`` runs two), so energy per token divides by
+    every token generated, not only the ones counted once as output.
+    """
     results = list(results)
     ok = [r for r in results if r.success]
     out_total = sum(r.output_tokens for r in ok)
@@ -161,6 +177,39 @@ def summarize(
         requests_per_s=per_s(len(ok)),
         peak_memory_bytes=peak_memory_bytes,
         energy_j=energy_j,
-        energy_j_per_token=(energy_j / out_total) if energy_j is not None and out_total else None,
+        energy_j_per_token=(
+            energy_j / (out_total * passes) if energy_j is not None and out_total else None
+        ),
+        streamed_vs_bare_ratio=streamed_vs_bare_ratio,
         **fields,
     )
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """Length of the union of ``[start, end]`` intervals: the wall time during
+    which at least one of them was in flight (a batch's requests share one)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def dual_windows(records: Sequence[RequestRecord]) -> tuple[float, float] | None:
+    """(bare, streamed) wall seconds of a ``timing: dual`` run, or None.
+
+    Bare: send -> output on the host of the unstreamed passes; streamed:
+    send -> last token of the streamed passes. Throughput is computed over
+    the first; their ratio is what observing every token costs.
+    """
+    bare = [
+        (r.bare_t_send, r.bare_t_done)
+        for r in records
+        if r.success and r.bare_t_send is not None and r.bare_t_done is not None
+    ]
+    if not bare:
+        return None
+    streamed = [(r.t_send, r.token_times[-1]) for r in records if r.success and r.token_times]
+    return busy_seconds(bare), busy_seconds(streamed)

@@ -20,6 +20,12 @@ class RequestRecord:
     ``token_times`` holds the host time each output token (or streamed chunk)
     became available; ``output_tokens`` may exceed its length when a chunk
     carries several tokens (HTTP backends), never the other way round.
+
+    Under ``timing: dual`` the request also ran once without a streamer:
+    ``bare_t_send``/``bare_t_done`` bound that pass (send -> output on the
+    host), which gives its ``e2e_ms`` and the run's throughput.
+    ``output_token_ids`` are the generated ids where the backend has them,
+    collected after generation, never inside the timed window.
     """
 
     request_index: int
@@ -30,6 +36,9 @@ class RequestRecord:
     token_times: tuple[float, ...] = ()
     success: bool = True
     error: str | None = None
+    bare_t_send: float | None = None
+    bare_t_done: float | None = None
+    output_token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,9 @@ class RequestResult:
 
     ``tpot_ms`` is None where no gap between tokens was observed (a
     single-token output, or a stream whose text arrived in one read), and
-    every timing is None for a request that produced no token.
+    every timing is None for a request that produced no token. Under
+    ``timing: dual``, ``e2e_ms`` comes from the bare pass, so it is not
+    ``ttft_ms + sum(itl_ms)`` (the streamed pass's latency).
     """
 
     request_index: int

@@ -8,8 +8,17 @@ else, including per-sequence EOS handling, happens once after generation.
 ``generate()`` calls ``put(prompt_ids)`` once before the first forward pass,
 then ``put(next_tokens.cpu())`` once per step. The ``.cpu()`` copy is what
 makes the timestamp honest on any device: the token exists on the host when
-the clock is read (a device sync per step, which generate pays anyway to
-check its stopping criteria).
+the clock is read. That copy waits for the device, a sync per step. Whether
+it costs anything depends on the loop around it:
+
+* HF's loop on CPU and CUDA reads ``unfinished_sequences.max() == 0`` on the
+  host every step, a sync of its own: the copy adds nothing measurable
+  (docs/performance.md).
+* optimum-habana's loop on Gaudi with ``ignore_eos`` (our default) has no
+  per-step sync: the host queues step n+1 while the device runs step n. The
+  copy takes that away, so a streamed step costs host + device time instead
+  of about the larger of the two. ``timing: dual`` and ``timing: events``
+  (README "Timing modes", docs/gaudi.md) exist for that case.
 """
 
 from __future__ import annotations
@@ -66,6 +75,16 @@ class TimingStreamer(BaseStreamer):
     def steps(self) -> int:
         return len(self._times)
 
+    def token_ids(self, lengths: Collection[int]) -> list[tuple[int, ...]]:
+        """The ids each sequence generated, its first ``lengths[b]`` steps
+        (after generation: the steps are host tensors already)."""
+        if not self._steps:
+            return [() for _ in lengths]
+        import torch
+
+        columns = torch.stack([step.reshape(-1) for step in self._steps]).T.tolist()
+        return [tuple(col[:n]) for col, n in zip(columns, lengths, strict=True)]
+
     def sequences(
         self, batch_size: int, *, eos_token_ids: Collection[int] = (), stop_at_eos: bool = False
     ) -> list[SequenceTiming]:
@@ -82,10 +101,16 @@ class TimingStreamer(BaseStreamer):
         tokens = torch.stack([step.reshape(-1) for step in self._steps])  # (steps, B)
         if tokens.shape[1] != batch_size:
             raise ValueError(f"streamed batch of {tokens.shape[1]} != expected {batch_size}")
-        is_eos = torch.isin(tokens, torch.tensor(sorted(eos_token_ids), dtype=tokens.dtype))
-        hit = is_eos.any(dim=0)
-        first = is_eos.int().argmax(dim=0)
-        return [
-            SequenceTiming(times[: int(first[b]) + 1] if bool(hit[b]) else times)
-            for b in range(batch_size)
-        ]
+        return [SequenceTiming(times[:n]) for n in output_lengths(tokens, eos_token_ids)]
+
+
+def output_lengths(tokens: Any, eos_token_ids: Collection[int]) -> list[int]:
+    """Tokens each sequence generated up to and including its first EOS, from
+    a host tensor of shape (steps, batch); all steps where no EOS came."""
+    import torch
+
+    is_eos = torch.isin(tokens, torch.tensor(sorted(eos_token_ids), dtype=tokens.dtype))
+    hit = is_eos.any(dim=0)
+    first = is_eos.int().argmax(dim=0)
+    steps = int(tokens.shape[0])
+    return [int(first[b]) + 1 if bool(hit[b]) else steps for b in range(tokens.shape[1])]

@@ -14,11 +14,13 @@ could not (bad config, crash, kill, timeout). Both replace, never add.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,11 +31,14 @@ from bench.campaign import Campaign, load_campaign
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
 from bench.core.results import CampaignRef, read_jsonl
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError, DeviceError
+from bench.orchestration.cards import cards_for, lock_dir_for
 from bench.paths import bench_home
 from bench.runner import Plan
 
 Log = Callable[[str], None]
+#: ``launch_command``'s shape: (config, bench args, command=...) -> argv
+Launcher = Callable[..., list[str]]
 
 #: Exit codes of ``bench run`` (bench/cli/__init__.py).
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -205,24 +210,95 @@ def benchmark(
     db_url: str | None,
     timeout_s: float,
     log: Log = print,
+    secrets: Mapping[str, str] | None = None,
+    launch: Launcher | None = None,
 ) -> Outcome:
-    """Run one configuration in a child process and record its outcome."""
+    """Run one configuration in a child process and record its outcome.
+
+    An fp8 config first runs INC's measure pass in a child of its own
+    (``bench fp8-measure``, a no-op when cached), then the benchmark in a
+    fresh one, as optimum-habana's reference runs two processes; both share
+    ``timeout_s``. ``secrets`` (a hub token) reach the children through their
+    environment only; ``launch`` builds argv (tests give stand-in children).
+    """
     from bench.backends.habana.launch import launch_command
 
+    launch = launch or launch_command
     config = RunConfig.from_mapping(item["config"])
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
     work.mkdir(parents=True, exist_ok=True)
     output = work / f"{_safe(config.label)}.jsonl"
     output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env(os.environ, db_url=db_url, secrets=secrets)
+    started = _now()
+    try:
+        with cards_for(
+            config.device, config.world_size, os.environ, lock_dir_for(bench_home())
+        ) as cards:
+            if cards:
+                log(
+                    f"{config.label}: cards {cards['HABANA_VISIBLE_MODULES']} (HABANA_VISIBLE_MODULES)"
+                )
+            outcome = _run_children(
+                item, config, campaign, output, {**env, **cards}, timeout_s, db_url, log, launch
+            )
+    except (ConfigError, DeviceError) as exc:  # no card free (or a bad BENCH_HPU_MODULES)
+        outcome = Outcome(config.label, "failed", str(exc), retryable=True)
+        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+    return outcome
+
+
+def _run_children(
+    item: Mapping[str, Any],
+    config: RunConfig,
+    campaign: CampaignRef,
+    output: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    db_url: str | None,
+    log: Log,
+    launch: Launcher,
+) -> Outcome:
+    """fp8's measure child when the config is fp8, then the benchmark child."""
+    started = _now()
+    deadline = time.monotonic() + timeout_s
+    if config.precision == "fp8":
+        log(f"$ bench fp8-measure {config.label} (timeout {timeout_s:.0f} s)")
+        argv = launch(config, ["--config", json.dumps(config.to_dict())], command="fp8-measure")
+        rc, tail = _run_child(argv, env, timeout_s, log)
+        if rc != EXIT_OK:
+            outcome = _outcome(config.label, rc, output, tail, timeout_s)
+            outcome = dataclasses.replace(outcome, error=f"fp8 measurement: {outcome.error}")
+            _record_failure(item, config, campaign, outcome, started, db_url, log)
+            return outcome
+    left = max(deadline - time.monotonic(), 1.0)
+    log(f"$ bench run {config.label} (timeout {left:.0f} s)")
+    rc, tail = _run_child(launch(config, child_args(config, campaign, output)), env, left, log)
+    outcome = _outcome(config.label, rc, output, tail, left)
+    if outcome.status != "ok" and not _child_recorded(rc, output):
+        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    return outcome
+
+
+def child_env(
+    environ: Mapping[str, str], *, db_url: str | None, secrets: Mapping[str, str] | None
+) -> dict[str, str]:
+    """A child's environment: ours, the results DB and any secrets (a hub
+    token), which never travel on a command line or into a log."""
+    env = {**environ, "PYTHONUNBUFFERED": "1", **(secrets or {})}
     if db_url:
         env["BENCH_DB_URL"] = db_url
-    argv = launch_command(config, child_args(config, campaign, output))
-    started = _now()
-    log(f"$ bench run {config.label} (timeout {timeout_s:.0f} s)")
+    return env
+
+
+def _run_child(
+    argv: list[str], env: Mapping[str, str], timeout_s: float, log: Log
+) -> tuple[int | None, _Tail]:
+    """Run a child in its own session; its exit code, or None after a timeout."""
     proc = subprocess.Popen(
         argv,
-        env=env,
+        env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -230,7 +306,7 @@ def benchmark(
     )
     tail = _Tail(proc.stdout, log)
     try:
-        rc = proc.wait(timeout=timeout_s)
+        rc: int | None = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         rc = None
@@ -238,11 +314,7 @@ def benchmark(
         if proc.poll() is None:
             _kill_group(proc)
         tail.join()
-    outcome = _outcome(config.label, rc, output, tail, timeout_s)
-    if outcome.status != "ok" and not _child_recorded(rc, output):
-        _record_failure(item, config, campaign, outcome, started, db_url, log)
-    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
-    return outcome
+    return rc, tail
 
 
 def _child_recorded(rc: int | None, output: Path) -> bool:

@@ -68,7 +68,8 @@ def format_summary(result: RunResult) -> str:
     """The table `bench run` prints; the same numbers go to the results DB."""
     cfg = result.config
     head = (
-        f"{cfg.label}  backend={cfg.backend} device={cfg.device}  status={result.status}"
+        f"{cfg.label}  backend={cfg.backend} device={cfg.device} timing={cfg.effective_timing}"
+        f"  status={result.status}"
         f"  fingerprint={result.fingerprint[:12]}"
     )
     m = result.metrics
@@ -95,6 +96,11 @@ def format_summary(result: RunResult) -> str:
             else "n/a (no power source)"
         ),
     ]
+    if m.streamed_vs_bare_ratio is not None:
+        tail.append(
+            "dual timing: throughput and e2e from the bare passes, ttft/tpot/itl from the"
+            f" streamed ones; streamed/bare wall time {m.streamed_vs_bare_ratio:.3f}x"
+        )
     if result.error:
         tail.append(f"error: {result.error}")
     return "\n".join([head, *rows, *tail])

@@ -256,6 +256,7 @@ def _config_id(
         "request_rate": config.request_rate,
         "ignore_eos": config.ignore_eos,
         "seed": config.seed,
+        "timing": config.effective_timing,
         "prompt_set_sha": identity.get("prompt_set_sha"),
         "n_requests": identity.get("n_requests"),
         "label": config.label,

@@ -54,3 +54,12 @@ def test_no_steps_means_no_tokens() -> None:
     streamer = TimingStreamer(scripted([0.0]))
     streamer.put(torch.zeros(2, 3, dtype=torch.long))
     assert [s.output_tokens for s in streamer.sequences(2)] == [0, 0]
+
+
+def test_generated_ids_per_sequence_after_generation() -> None:
+    streamer = TimingStreamer(scripted([0.0, 1.0, 2.0, 3.0]))
+    streamer.put(torch.zeros(2, 4, dtype=torch.long))
+    for step in ([5, 9], [6, 0], [7, 0]):
+        streamer.put(torch.tensor(step))
+    assert streamer.token_ids([3, 1]) == [(5, 6, 7), (9,)]  # cut at each sequence's length
+    assert TimingStreamer(scripted([0.0])).token_ids([0, 0]) == [(), ()]

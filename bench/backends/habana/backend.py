@@ -8,10 +8,14 @@ generation settings (:mod:`bench.backends.habana.options` maps the campaign opti
 them), DeepSpeed inference for tensor parallelism and Intel Neural
 Compressor for fp8 (:mod:`bench.backends.habana.fp8` keeps its measurements).
 
-Batching, the timing streamer and records come from
-:class:`~bench.backends.inprocess.InProcessBackend`. Token timestamps stay
-honest on HPU: optimum-habana's sampling loop hands each step's tokens to the
-streamer as ``next_tokens.cpu()``, a host copy that waits for the device.
+Batching, the timing modes and records come from
+:class:`~bench.backends.inprocess.InProcessBackend`. Streamed timestamps are
+honest on HPU (optimum-habana hands each step's tokens to the streamer as
+``next_tokens.cpu()``, a host copy that waits for the device) but not free:
+with ``ignore_eos`` that copy is the loop's only per-step sync, so the
+default timing on HPU is ``dual`` (bare pass for throughput, streamed pass
+for TTFT/ITL), and ``events`` times steps with ``habana_frameworks.torch.hpu.Event``.
+generate() runs under ``no_grad``, as in optimum-habana's own example.
 
 Nothing here has run on a Gaudi card yet (no HPU where it was written); see
 docs/gaudi.md for what is verified and the first-run checklist.
@@ -25,12 +29,13 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.backends.base import BackendInfo, Request
+from bench.backends.habana import fp8
 from bench.backends.habana.device import GAUDI_DOCS, hpu_peak_memory_bytes, reset_hpu_peak_memory
 from bench.backends.habana.launch import is_primary_rank, rank, rendezvous_token
 from bench.backends.habana.options import (
@@ -38,7 +43,6 @@ from bench.backends.habana.options import (
     GaudiSettings,
     fixed_input_length,
     gaudi_settings,
-    graph_env_defaults,
     lazy_mode_from_env,
     option,
 )
@@ -53,6 +57,9 @@ from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, batched, load_prompt_set
 from bench.errors import BenchError, ConfigError, DeviceError, ModelLoadError
 from bench.power import PowerSampler
+
+if TYPE_CHECKING:
+    from bench.core.step_events import EventFactory
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,16 @@ class HabanaBackend(InProcessBackend):
     # -- loading ------------------------------------------------------------------------
 
     def load(self) -> None:
-        os.environ.update(graph_env_defaults(self.config.options, os.environ))
+        self._adapt()
+        super().load()
+        assert self.settings is not None
+        for note in self.settings.notes:
+            log.warning(note)
+
+    def _adapt(self) -> None:
+        """optimum-habana's patches to transformers. The bridge's environment
+        was set by runner.prepare, before device detection first imported
+        habana_frameworks (bench.backends.habana.device.apply_habana_env_defaults)."""
         try:
             from optimum.habana.transformers.modeling_utils import adapt_transformers_to_gaudi
         except ImportError as exc:
@@ -86,10 +102,6 @@ class HabanaBackend(InProcessBackend):
                 f"optimum-habana cannot be imported ({exc}); install with pip install -e '.[hpu]'; {GAUDI_DOCS}"
             ) from None
         adapt_transformers_to_gaudi()
-        super().load()
-        assert self.settings is not None
-        for note in self.settings.notes:
-            log.warning(note)
 
     def _load_model(self, path: str) -> Any:
         try:
@@ -227,58 +239,102 @@ class HabanaBackend(InProcessBackend):
         }
         return requests, described
 
-    def _load_fp8(self, path: str) -> Any:
-        """INC's two passes: measure (cached per model + software stack), then quantize."""
+    def _fp8_plan(self, path: str) -> tuple[fp8.Measurement, list[Request], dict[str, Any]]:
         import habana_frameworks.torch.hpu as hthpu
 
-        from bench.backends.habana import fp8
-
-        world_size = self.config.world_size
         requests, calibration = self._calibration_requests()
         plan = fp8.plan_measurement(
             model=self.config.model,
             model_path=path,
             device_name=str(hthpu.get_device_name()),
-            world_size=world_size,
+            world_size=self.config.world_size,
             calibration=calibration,
         )
         self._fp8_key = plan.key
-        if plan.needed:
-            started = time.perf_counter()
-            staging = fp8.staging_dir(plan.final, rendezvous_token(world_size))
-            measure_config = fp8.render_config(fp8.MEASURE_CONFIG, staging)
-            model = self._load_on_hpu(path, quant_config=measure_config)
-            try:
-                self._calibrate(model, requests)
-                from neural_compressor.torch.quantization import finalize_calibration
+        return plan, requests, calibration
 
-                finalize_calibration(model)
-            except Exception as exc:
-                if world_size == 1:  # a tensor-parallel peer may still be writing
-                    shutil.rmtree(staging, ignore_errors=True)
-                if isinstance(exc, BenchError):
-                    raise
-                message = f"fp8 measurement of {path} failed: {exc}".splitlines()[0]
-                raise ModelLoadError(message) from None
-            fp8.mark_done(staging, rank(), {"key": plan.key, "calibration": calibration})
-            _barrier()
-            if is_primary_rank():
-                fp8.promote(staging, plan.final, world_size)
-            _barrier()
-            self.model = None
-            self.generation_config = None
-            del model
-            gc.collect()
-            log.info(
-                "fp8 measurement of %s took %.1f s -> %s",
-                path,
-                time.perf_counter() - started,
-                plan.final,
-            )
+    def _load_fp8(self, path: str) -> Any:
+        """INC's quantize pass, on statistics measured in another process.
+
+        As optimum-habana's reference runs measure and quantize as two
+        processes, the measure pass (a bf16 model patched with observers, and
+        under tensor parallel a DeepSpeed engine of its own) never shares a
+        process with the benchmarked model: a missing measurement is taken by
+        a ``bench fp8-measure`` child first (the DAG's benchmark task runs
+        that child itself, on as many cards as the config).
+        """
+        plan, _, _ = self._fp8_plan(path)
+        if plan.needed:
+            if self.config.world_size > 1:  # this job's ranks hold the cards it would need
+                raise ModelLoadError(
+                    f"no fp8 measurement of {path} for this software stack: run `bench fp8-measure` "
+                    f"with this config on {self.config.world_size} cards first (the DAG does)"
+                )
+            fp8.measure_in_child(self.config)
+            if plan.needed:
+                raise ModelLoadError(
+                    f"the fp8 measurement child finished without a complete measurement in {plan.final}"
+                )
         else:
             log.info("fp8: reusing measurement %s", plan.final)
         quant_config = fp8.render_config(fp8.QUANT_CONFIG, plan.final)
         return self._load_on_hpu(path, quant_config=quant_config)
+
+    def measure_fp8(self) -> fp8.Measurement:
+        """INC's measure pass alone (``bench fp8-measure``): calibrate a bf16
+        model with observers and cache its statistics; nothing is benchmarked."""
+        if self.config.precision != "fp8":
+            raise ConfigError(f"fp8-measure needs precision fp8, not {self.config.precision}")
+        self._adapt()
+        path = self._load_tokenizer()
+        try:
+            self.settings = self._settings_for(path)
+            plan, requests, calibration = self._fp8_plan(path)
+            if plan.needed:
+                self._measure(path, plan, requests, calibration)
+            else:
+                log.info("fp8: measurement %s is cached", plan.final)
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise load_error(path, exc) from None
+        return plan
+
+    def _measure(
+        self,
+        path: str,
+        plan: fp8.Measurement,
+        requests: Sequence[Request],
+        calibration: Mapping[str, Any],
+    ) -> None:
+        world_size = self.config.world_size
+        started = time.perf_counter()
+        staging = fp8.staging_dir(plan.final, rendezvous_token(world_size))
+        measure_config = fp8.render_config(fp8.MEASURE_CONFIG, staging)
+        model = self._load_on_hpu(path, quant_config=measure_config)
+        try:
+            self._calibrate(model, requests)
+            from neural_compressor.torch.quantization import finalize_calibration
+
+            finalize_calibration(model)
+        except Exception as exc:
+            if world_size == 1:  # a tensor-parallel peer may still be writing
+                shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, BenchError):
+                raise
+            message = f"fp8 measurement of {path} failed: {exc}".splitlines()[0]
+            raise ModelLoadError(message) from None
+        fp8.mark_done(staging, rank(), {"key": plan.key, "calibration": dict(calibration)})
+        _barrier()
+        if is_primary_rank():
+            fp8.promote(staging, plan.final, world_size)
+        _barrier()
+        log.info(
+            "fp8 measurement of %s took %.1f s -> %s",
+            path,
+            time.perf_counter() - started,
+            plan.final,
+        )
 
     def _calibrate(self, model: Any, requests: Sequence[Request]) -> None:
         """Run the calibration prompts through the same generate() path as the
@@ -287,7 +343,8 @@ class HabanaBackend(InProcessBackend):
         self.generation_config = self._generation_config()
         self.check(requests)
         for batch in batched(requests, CALIBRATION_BATCH_SIZE):
-            self.generate_batch(batch)
+            texts = [self._texts[r.prompt.sha] for r in batch]
+            self._generate(self._encode(texts).to(self._device()))
         self._input_length = None
 
     # -- generate() inputs ----------------------------------------------------------------
@@ -344,6 +401,29 @@ class HabanaBackend(InProcessBackend):
     def _generate_kwargs(self) -> dict[str, Any]:
         assert self.settings is not None
         return dict(self.settings.generate_kwargs)
+
+    def _grad_mode(self) -> Any:
+        """``no_grad``, what optimum-habana's generate() and run_generation.py
+        use; inference tensors are not what its HPU-graph and static-shape
+        paths were validated with."""
+        import torch
+
+        return torch.no_grad()
+
+    def _event_factory(self) -> EventFactory:
+        from habana_frameworks.torch.hpu import Event
+
+        return lambda: Event(enable_timing=True)
+
+    def _event_flush(self) -> Callable[[], None] | None:
+        """Lazy mode queues ops until ``mark_step``: launch them before an
+        event so it lands behind the step's work (the loop's own mark_step at
+        the top of the next step then finds nothing left to launch)."""
+        if not self._lazy:
+            return None
+        import habana_frameworks.torch.core as htcore
+
+        return htcore.mark_step
 
     # -- measurement helpers ----------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
+from typing import Any
 
 GAUDI_DOCS = "see the 'Gaudi' section of README.md and docs/gaudi.md"
 
@@ -30,12 +32,16 @@ def hpu_available() -> tuple[bool, str]:
     return True, ""
 
 
-def apply_habana_env_defaults() -> None:
-    """The bridge reads its mode when habana_frameworks first loads: set the
-    defaults (lazy mode, as optimum-habana's examples run) before that."""
-    from bench.backends.habana.options import bridge_env_defaults
+def apply_habana_env_defaults(options: Mapping[str, Any] | None = None) -> None:
+    """The bridge reads its settings when habana_frameworks first loads: set
+    the defaults (lazy mode as optimum-habana's examples run, and with a habana
+    config's ``options`` the HPU-graph ones) before that. ``runner.prepare``
+    calls this before device detection, the first Habana import."""
+    from bench.backends.habana.options import bridge_env_defaults, graph_env_defaults
 
     os.environ.update(bridge_env_defaults(os.environ))
+    if options is not None:
+        os.environ.update(graph_env_defaults(options, os.environ))
 
 
 def reset_hpu_peak_memory() -> None:

@@ -22,23 +22,38 @@ Concurrent runs may measure the same key: each measures into a private
 staging directory and the first to finish renames it into place; the others
 keep their own copy for that run and delete it. This module holds the
 file-level logic; the INC calls live in ``bench.backends.habana.backend``.
+
+The two passes run in two processes, as optimum-habana's reference does
+(two ``run_generation.py`` launches with different ``QUANT_CONFIG``): the
+measure pass is ``bench fp8-measure`` (:func:`measure_command`), then the
+benchmark's own process loads the model once, quantized. A measure model, its
+observers and (under tensor parallel) its DeepSpeed engine never share a
+process with the model being benchmarked.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.core.hashing import canonical_json, sha256_hex
-from bench.errors import ConfigError
+from bench.errors import ConfigError, ModelLoadError
 from bench.paths import quant_dir
+
+if TYPE_CHECKING:
+    from bench.core.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 #: The INC configs shipped as package data (pyproject: ``backends/habana/quant/*.json``).
 QUANT_TEMPLATES = Path(__file__).resolve().parent / "quant"
@@ -213,3 +228,29 @@ def plan_measurement(
         measure_config=load_template(MEASURE_CONFIG),
     )
     return Measurement(final=measurement_dir(model, key), key=key, world_size=world_size)
+
+
+def measure_command(config: RunConfig) -> list[str]:
+    """argv of ``bench fp8-measure`` for ``config``, launched like its benchmark
+    (on ``world_size`` cards through DeepSpeed's launcher when > 1)."""
+    from bench.backends.habana.launch import launch_command
+
+    return launch_command(config, ["--config", json.dumps(config.to_dict())], command="fp8-measure")
+
+
+def measure_in_child(config: RunConfig, argv: Sequence[str] | None = None) -> None:
+    """Run the measure pass in a child process and wait for it.
+
+    Its output goes where ours goes; a failure raises :class:`ModelLoadError`
+    with the child's one-line error (``bench: error: ...``) or last line.
+    """
+    argv = list(argv) if argv is not None else measure_command(config)
+    log.info("fp8: measuring in a child process (%s)", " ".join(argv[2:4]))
+    proc = subprocess.run(argv, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        last = next((x for x in reversed(lines) if x.startswith("bench: ")), None)
+        detail = last or (lines[-1] if lines else f"exit code {proc.returncode}")
+        detail = detail.removeprefix("bench: ").removeprefix("error: ")
+        raise ModelLoadError(f"fp8 measurement failed in its own process: {detail}")

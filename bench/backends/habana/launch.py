@@ -5,7 +5,8 @@ One card: ``python -m bench run ...``. Several cards (tensor parallel,
 as optimum-habana's ``gaudi_spawn.py --use_deepspeed`` does for
 run_generation.py. Every rank loads its shard and runs the same
 ``generate()`` calls in lockstep; only rank 0 prints, writes and stores the
-result (:func:`is_primary_rank`).
+result (:func:`is_primary_rank`). ``bench fp8-measure`` (INC's measure pass,
+its own process before the benchmark's) is launched the same way.
 """
 
 from __future__ import annotations
@@ -31,15 +32,19 @@ def free_port() -> int:
 
 
 def launch_command(
-    config: RunConfig, bench_run_args: list[str], *, master_port: int | None = None
+    config: RunConfig,
+    bench_run_args: list[str],
+    *,
+    master_port: int | None = None,
+    command: str = "run",
 ) -> list[str]:
-    """argv of the child process that runs ``bench run *bench_run_args``.
+    """argv of the child process that runs ``bench <command> *bench_run_args``.
 
     ``bench_run_args`` must describe ``config`` (the caller renders it); the
     config decides the launcher. The DAG sets ``pool_slots = world_size``.
     """
     if config.world_size == 1:
-        return [sys.executable, "-m", "bench", "run", *bench_run_args]
+        return [sys.executable, "-m", "bench", command, *bench_run_args]
     if config.backend != "habana":
         raise ConfigError(
             f"world_size {config.world_size} needs the habana backend, not {config.backend}"
@@ -58,7 +63,7 @@ def launch_command(
         str(port),
         "--module",
         "bench",
-        "run",
+        command,
         *bench_run_args,
     ]
 
