@@ -103,7 +103,10 @@ def test_stop_at_eos_and_chat_template(tiny_model: Path, tmp_path: Path) -> None
         (["--model", "/nonexistent/model"], "model directory /nonexistent/model does not exist"),
         (["--prompts", "EMPTY"], "holds no prompts"),
         (["--prompts", "LATIN1"], "is not UTF-8"),
-        (["--max-new-tokens", "100000"], "exceeds the model's context of 2048 tokens"),
+        (["--max-new-tokens", "5000"], "exceeds the model's context of 2048 tokens"),
+        (["--max-new-tokens", "100000"], "max_new_tokens must be <= 32768"),
+        (["--warmup", "101"], "warmup must be <= 100"),
+        (["--model-path", "${AWS_SECRET_ACCESS_KEY}"], "refers to ${AWS_SECRET_ACCESS_KEY}"),
         (["--option", "bogus=1"], "unknown hf option 'bogus'"),
     ],
 )
