@@ -9,8 +9,11 @@ Airflow 3.3's React form renders them decides the shapes used here
 - an array is a multi-select only when the field itself carries
   ``examples`` (or ``enum``); an ``enum`` on an array would constrain the
   whole list, so the choices go in ``examples`` and each item's ``enum``;
-- the multi-select sends the items it offers as strings, so numeric axes
-  accept digit strings (``"8"``) beside numbers and overrides convert them;
+- the multi-select offers and sends its items as strings and compares them
+  with the selected values as given, so a numeric axis lists its default and
+  choices as strings (``"8"``; numbers would show selected values again in
+  the menu); the items accept numbers too (REST ``conf``) and overrides
+  convert both;
 - a cleared multi-select sends null, so optional lists allow null;
 - the form opens only its default section ("Run Parameters", the one a
   field without ``section`` lands in): the matrix fields carry no section so
@@ -97,17 +100,18 @@ def _models(campaign: Campaign) -> dict[str, Any]:
 
 def _axis(campaign: Campaign, axis: Axis) -> dict[str, Any]:
     choices = _choices(axis.config, axis.item, campaign.spec)
-    values = list(campaign.lists[axis.key])
+    values: list[Any] = list(campaign.lists[axis.key])
     if choices is not None:
         examples: list[Any] = list(choices)
         items: dict[str, Any] = {"type": "string", "enum": examples}
         extra = f"The {campaign.spec.name} backend supports {', '.join(choices)}."
     else:
-        examples = _suggestions(axis, campaign)
+        values = [_text(v) for v in values]
+        examples = [_text(v) for v in _suggestions(axis, campaign)]
         items = _numeric_items(axis.item)
         extra = _capitalized(axis.item.bounds(axis.unit)) + (
-            "; pick from the campaign's values and a ladder, other values through the "
-            "configuration JSON (Advanced options)"
+            "; the menu offers the campaign's values and powers of two, the Configuration "
+            "JSON under Advanced Options takes any other"
         )
         caps = [m.key for m in MODEL_FIELDS if m.caps == axis.key]
         if caps:
@@ -189,6 +193,11 @@ def _suggestions(axis: Axis, campaign: Campaign) -> list[Any]:
     else:
         ladder = [2.0**k for k in range(-1, 7)]
     return sorted({*campaign.lists[axis.key], *own, *ladder})
+
+
+def _text(number: float) -> str:
+    """A number as the browser writes it (``String(2.5)``, ``String(64)``)."""
+    return f"{number:g}"
 
 
 def _capitalized(text: str) -> str:

@@ -13,6 +13,7 @@ reported with its cause.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -84,6 +85,15 @@ class Campaign(_Values):
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.models)
+
+    @property
+    def summary(self) -> str:
+        """The description's first paragraph as plain text (the DAG's one-line
+        description), or a generated one."""
+        first = self.settings["description"].strip().split("\n\n")[0]
+        text = " ".join(re.sub(r"[*`]|^[#>]+", "", first, flags=re.MULTILINE).split())
+        n = len(self.configs())
+        return f"{text or f'LLM benchmark campaign {self.name}.'} ({n} configurations)"
 
     @property
     def spec(self) -> BackendSpec:

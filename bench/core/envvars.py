@@ -28,7 +28,11 @@ _REFERENCE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 def references(text: str) -> list[str]:
     """Names of the variables ``text`` refers to (``$NAME`` or ``${NAME}``)."""
-    return [braced if braced is not None else bare for braced, bare in _REFERENCE.findall(text)]
+    return [_name(match) for match in _REFERENCE.finditer(text)]
+
+
+def _name(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2)
 
 
 def disallowed(text: str, allowed: Iterable[str]) -> str | None:
@@ -44,7 +48,7 @@ def expand(text: str, allowed: Iterable[str]) -> str:
     permitted = set(allowed)
 
     def value(match: re.Match[str]) -> str:
-        name = match.group(1) if match.group(1) is not None else match.group(2)
+        name = _name(match)
         if name not in permitted:
             return match.group(0)
         if name == "BENCH_HOME":
