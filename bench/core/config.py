@@ -165,7 +165,7 @@ class RunConfig:
     # fmt: on
 
     def __post_init__(self) -> None:
-        for field in FIELDS:
+        for field in declared(type(self)):
             try:
                 value = field.setting.value.check(getattr(self, field.name))
             except Invalid as exc:
@@ -188,7 +188,7 @@ class RunConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RunConfig:
         """Build from a dict (campaign entry, JSON on a command line, DB row)."""
-        unknown = sorted(set(data) - {f.name for f in FIELDS})
+        unknown = sorted(set(data) - {f.name for f in declared(cls)})
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         if "model" not in data:
@@ -238,7 +238,7 @@ class RunConfig:
         from bench.backends import get_spec
 
         ident: dict[str, Any] = {}
-        for field in FIELDS:
+        for field in declared(type(self)):
             meta = field.setting
             value = thawed(getattr(self, field.name))
             if meta.fingerprint and not (meta.has_legacy and value == meta.legacy_value(self)):

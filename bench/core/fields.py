@@ -19,6 +19,7 @@ are enforced.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -283,6 +284,7 @@ class Declared:
         return flag or None
 
 
+@functools.cache
 def declared(cls: type) -> tuple[Declared, ...]:
     """The declared fields of dataclass ``cls``, in declaration order."""
     out = []
