@@ -19,7 +19,6 @@ are enforced.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -284,13 +283,19 @@ class Declared:
         return flag or None
 
 
-@functools.cache
+_DECLARED: dict[type, tuple[Declared, ...]] = {}
+
+
 def declared(cls: type) -> tuple[Declared, ...]:
-    """The declared fields of dataclass ``cls``, in declaration order."""
-    out = []
-    for f in dataclasses.fields(cls):
-        if _KEY not in f.metadata:
-            continue
-        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        out.append(Declared(f.name, default, f.metadata[_KEY]))
-    return tuple(out)
+    """The declared fields of dataclass ``cls``, in declaration order (read once)."""
+    if cls not in _DECLARED:
+        _DECLARED[cls] = tuple(
+            Declared(
+                f.name,
+                f.default if f.default_factory is dataclasses.MISSING else f.default_factory(),
+                f.metadata[_KEY],
+            )
+            for f in dataclasses.fields(cls)
+            if _KEY in f.metadata
+        )
+    return _DECLARED[cls]
