@@ -74,8 +74,8 @@ class Axis:
     default: tuple[Any, ...]
     help: str
     title: str
-    #: the RunConfig field one item sets
-    config: str
+    #: the RunConfig fields one item sets (one for a plain list)
+    fields: tuple[str, ...]
     unit: str = ""
     #: key of a ``models:`` entry that replaces the list for that model
     model_key: str | None = None
@@ -85,11 +85,11 @@ class Axis:
     #: applies only to backends of this load shape; the load axes of a backend
     #: are alternatives (their points are concatenated, not multiplied)
     load_shape: str | None = None
-    #: an item -> the RunConfig fields it sets (default ``{config: item}``)
+    #: an item -> the RunConfig fields it sets (default ``{fields[0]: item}``)
     cell: Callable[[Any], Mapping[str, Any]] | None = None
 
     def cell_of(self, item: Any) -> Mapping[str, Any]:
-        return self.cell(item) if self.cell is not None else {self.config: item}
+        return self.cell(item) if self.cell is not None else {self.fields[0]: item}
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _from_config() -> tuple[list[Field], list[Axis], list[ModelField]]:
                     default=() if f.default is None else (f.default,),
                     help=meta.help,
                     title=meta.title,
-                    config=f.name,
+                    fields=(f.name,),
                     unit=meta.unit,
                     model_key=meta.model_key,
                     # one of several load axes of a backend may be empty
@@ -210,7 +210,7 @@ CAMPAIGN_ONLY: tuple[Field, ...] = (
     ),
     Field(
         "retries",
-        Value(int, minimum=0, maximum=10),
+        Value(int, minimum=0),
         1,
         "retries of a failed benchmark task (a retry replaces its run, never duplicates it)",
         title="Retries",
@@ -260,7 +260,31 @@ STRUCTURE: Mapping[str, str] = MappingProxyType(
     }
 )
 
-FIELD: Mapping[str, Field] = MappingProxyType({f.name: f for f in FIELDS})
-AXIS: Mapping[str, Axis] = MappingProxyType({a.key: a for a in AXES})
-#: Keys a matrix point has: what ``exclude`` rules and error messages name.
-MATRIX_KEYS: tuple[str, ...] = ("model", *dict.fromkeys(a.config for a in AXES))
+
+# Lookups read the tables above at call time (a test may extend them).
+
+
+def field(name: str) -> Field | None:
+    """The top-level entry whose flat name (``slo_ttft_ms``) is ``name``."""
+    return next((f for f in FIELDS if f.name == name), None)
+
+
+def axis(key: str) -> Axis | None:
+    return next((a for a in AXES if a.key == key), None)
+
+
+def matrix_keys() -> tuple[str, ...]:
+    """Keys a matrix point has: what ``exclude`` rules and error messages name."""
+    return ("model", *dict.fromkeys(f for a in AXES for f in a.fields))
+
+
+def top_keys() -> frozenset[str]:
+    """Top-level keys of a file: each field's first segment, the axes, the structure."""
+    return frozenset({f.key.split(".")[0] for f in FIELDS} | {a.key for a in AXES} | set(STRUCTURE))
+
+
+def model_keys() -> frozenset[str]:
+    """Keys of a ``models:`` entry."""
+    return frozenset(
+        {"name"} | {m.key for m in MODEL_FIELDS} | {a.model_key for a in AXES if a.model_key}
+    )

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bench.backends import BackendSpec
-from bench.campaign.fields import FIELDS, MODEL_FIELDS, Axis, Field
+from bench.campaign import fields as table
+from bench.campaign.fields import Axis, Field
 from bench.core.config import MODEL
 from bench.core.fields import Value
 
@@ -58,7 +59,7 @@ def trigger_form(campaign: Campaign) -> dict[str, dict[str, Any]]:
     form: dict[str, dict[str, Any]] = {CAMPAIGN: _about(campaign), "models": _models(campaign)}
     for axis in campaign.axes():
         form[axis.key] = _axis(campaign, axis)
-    scalars = [f for f in FIELDS if f.trigger and applies(f.load_shape, campaign.spec)]
+    scalars = [f for f in table.FIELDS if f.trigger and applies(f.load_shape, campaign.spec)]
     for section in dict.fromkeys(f.section for f in scalars):
         for f in scalars:
             if f.section == section:
@@ -99,31 +100,36 @@ def _models(campaign: Campaign) -> dict[str, Any]:
 
 
 def _axis(campaign: Campaign, axis: Axis) -> dict[str, Any]:
-    choices = _choices(axis.config, axis.item, campaign.spec)
+    """A multi-select of the axis's choices (or of suggestions, for numbers);
+    a JSON list for items that are mappings (Airflow's array editor)."""
+    item = axis.item
     values: list[Any] = list(campaign.lists[axis.key])
+    spec: dict[str, Any] = {"type": "array" if axis.min_items else ["array", "null"]}
+    choices = _choices(axis.fields[0], item, campaign.spec)
     if choices is not None:
-        examples: list[Any] = list(choices)
-        items: dict[str, Any] = {"type": "string", "enum": examples}
+        spec["examples"] = list(choices)
+        spec["items"] = {"type": "string", "enum": list(choices)}
         extra = f"The {campaign.spec.name} backend supports {', '.join(choices)}."
-    else:
+    elif item.type in (int, float):
         values = [_text(v) for v in values]
-        examples = [_text(v) for v in _suggestions(axis, campaign)]
-        items = _numeric_items(axis.item)
-        extra = _capitalized(axis.item.bounds(axis.unit)) + (
+        spec["examples"] = [_text(v) for v in _suggestions(axis, campaign)]
+        spec["items"] = _numeric_items(item)
+        extra = _capitalized(item.bounds(axis.unit)) + (
             "; the menu offers the campaign's values and powers of two, the Configuration "
             "JSON under Advanced Options takes any other"
         )
-        caps = [m.key for m in MODEL_FIELDS if m.caps == axis.key]
+        caps = [m.key for m in table.MODEL_FIELDS if m.caps == axis.key]
         if caps:
             extra += f"; a model's {', '.join(caps)} still applies"
         extra += "."
+    else:
+        spec["items"] = item.schema()
+        extra = f"A JSON list of mappings with keys {', '.join(item.record or ())}."
     return {
         "default": values,
-        "type": "array" if axis.min_items else ["array", "null"],
+        **spec,
         "title": axis.title,
         "description": f"{_sentence(axis.help)} {extra}",
-        "examples": examples,
-        "items": items,
         "uniqueItems": True,
         "minItems": axis.min_items,
     }

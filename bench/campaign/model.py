@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 from bench.backends import BACKENDS, BackendSpec
-from bench.campaign.fields import AXES, FIELDS, MODEL_FIELDS, Axis
+from bench.campaign import fields as table
+from bench.campaign.fields import Axis
 from bench.core.config import RunConfig
 from bench.errors import CampaignError, ConfigError
 
@@ -51,7 +52,7 @@ class ModelEntry(_Values):
     def _lookup(self, name: str) -> Any:
         if name in self.settings:
             return self.settings[name]
-        if any(a.model_key == name for a in AXES):
+        if any(a.model_key == name for a in table.AXES):
             return self.lists.get(name)
         raise AttributeError(f"a model entry has no field {name!r}")
 
@@ -102,7 +103,7 @@ class Campaign(_Values):
     def axes(self) -> tuple[Axis, ...]:
         """The axes that apply to this campaign's backend."""
         shape = self.spec.load_shape
-        return tuple(a for a in AXES if a.load_shape in (None, shape))
+        return tuple(a for a in table.AXES if a.load_shape in (None, shape))
 
     # -- expansion --------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class Campaign(_Values):
                     removed[rule] = removed.get(rule, 0) + 1
                     continue
                 config = self._config(index, model, cell)
-                out.setdefault(config.label, config)
+                self._add(out, config, index)
                 kept += 1
             if not kept:
                 rules = ", ".join(
@@ -142,6 +143,19 @@ class Campaign(_Values):
                     f"exclusions removed every configuration of model {model.name} ({rules})"
                 )
         return list(out.values()), reasons
+
+    def _add(self, out: dict[str, RunConfig], config: RunConfig, index: int) -> None:
+        """Add ``config`` under its label (the task's map index and file name);
+        the same configuration twice is one, two different ones under one
+        label are an error rather than one silently missing."""
+        other = out.setdefault(config.label, config)
+        if other != config:
+            differ = [k for k, v in config.to_dict().items() if other.to_dict()[k] != v]
+            raise CampaignError(
+                f"{self.source}: models[{index}]: two configurations share the label "
+                f"{config.label} (they differ in {', '.join(differ)}); rename a model "
+                "or make the label tell them apart"
+            )
 
     def _dimensions(self, model: ModelEntry) -> tuple[list[list[Mapping[str, Any]]], str]:
         """Per dimension, the points of ``model``; or why one has none.
@@ -180,7 +194,7 @@ class Campaign(_Values):
                     f"model {model.name} runs only its own {axis.key} {_listed(own)}, "
                     f"none of the selected {_listed(chosen)}"
                 )
-        for cap in (m for m in MODEL_FIELDS if m.caps == axis.key):
+        for cap in (m for m in table.MODEL_FIELDS if m.caps == axis.key):
             limit = model.settings.get(cap.key)
             if limit is None:
                 continue
@@ -195,10 +209,10 @@ class Campaign(_Values):
 
     def _config(self, index: int, model: ModelEntry, cell: Mapping[str, Any]) -> RunConfig:
         kwargs: dict[str, Any] = {}
-        for f in FIELDS:
+        for f in table.FIELDS:
             if f.config:
                 kwargs[f.config] = f.to_config(self.settings[f.name])
-        for m in MODEL_FIELDS:
+        for m in table.MODEL_FIELDS:
             if m.config:
                 value = model.settings.get(m.key, m.default)
                 base = kwargs.get(m.config)

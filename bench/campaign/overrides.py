@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from bench.campaign.fields import AXIS, FIELD
+from bench.campaign import fields as table
 from bench.campaign.form import CAMPAIGN, TRUST, applies, trigger_names
 from bench.campaign.model import Campaign, ModelEntry
 from bench.campaign.values import check_list, check_value, fail
@@ -35,8 +35,7 @@ def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
     for key, raw in params.items():
         if key == "models":
             models = _select_models(campaign, raw, where)
-        elif key in AXIS:
-            axis = AXIS[key]
+        elif (axis := table.axis(key)) is not None:
             if not applies(axis.load_shape, campaign.spec):
                 raise fail(at, key, _not_applicable(campaign))
             lists[key] = selected[key] = check_list(axis, raw, at)
@@ -45,12 +44,11 @@ def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
         elif key == CAMPAIGN:
             if raw != campaign.name:
                 raise fail(at, key, f"this is campaign {campaign.name!r}, not {raw!r}")
-        elif key in FIELD and FIELD[key].trigger:
-            f = FIELD[key]
+        elif (f := table.field(key)) is not None and f.trigger:
             if not applies(f.load_shape, campaign.spec):
                 raise fail(at, key, _not_applicable(campaign))
             settings[key] = check_value(f.value, raw, key, at)
-        elif key in FIELD:
+        elif f is not None:
             raise fail(
                 at,
                 key,

@@ -15,21 +15,13 @@ from typing import Any
 
 import yaml
 
-from bench.campaign.fields import AXES, FIELDS, MATRIX_KEYS, MODEL_FIELDS, MODEL_NAME, STRUCTURE
+from bench.campaign import fields as table
 from bench.campaign.model import Campaign, ModelEntry
 from bench.campaign.values import check_list, check_value, fail
 from bench.core.hashing import frozen
 from bench.errors import CampaignError
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
-#: Top-level keys: each field's first segment, the axes, the structural keys.
-TOP_KEYS: frozenset[str] = frozenset(
-    {f.key.split(".")[0] for f in FIELDS} | {a.key for a in AXES} | set(STRUCTURE)
-)
-#: Keys of a ``models:`` entry.
-MODEL_KEYS: frozenset[str] = frozenset(
-    {"name"} | {m.key for m in MODEL_FIELDS} | {a.model_key for a in AXES if a.model_key}
-)
 
 
 def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campaign:
@@ -42,8 +34,8 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
     if not isinstance(data, dict):
         raise CampaignError(f"{source}: expected a mapping at the top level")
     where = f"{source}: "
-    _unknown_keys(data, TOP_KEYS, where)
-    settings = {f.name: _field(data, f.key, f.value, f.default, where) for f in FIELDS}
+    _unknown_keys(data, table.top_keys(), where)
+    settings = {f.name: _field(data, f.key, f.value, f.default, where) for f in table.FIELDS}
     campaign = Campaign(
         name=name,
         models=_models(data.get("models"), where),
@@ -51,7 +43,7 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
         lists=MappingProxyType(
             {
                 a.key: check_list(a, data.get(a.key, list(a.default)), where) or a.default
-                for a in AXES
+                for a in table.AXES
             }
         ),
         exclude=_exclude(data.get("exclude"), where),
@@ -75,7 +67,7 @@ def _field(data: Mapping[str, Any], key: str, spec: Any, default: Any, where: st
         node = node.get(group) or {}
         if not isinstance(node, dict):
             raise fail(where, path, f"expected mapping, got {node!r}")
-        allowed = {f.key.split(".")[-1] for f in FIELDS if f.key.startswith(f"{path}.")}
+        allowed = {f.key.split(".")[-1] for f in table.FIELDS if f.key.startswith(f"{path}.")}
         _unknown_keys(node, allowed, f"{where}{path}.")
         path += "."
     raw = node.get(last)
@@ -102,22 +94,22 @@ def _model(index: int, raw: Any, where: str) -> ModelEntry:
         raw = {"name": raw}
     if not isinstance(raw, dict):
         raise CampaignError(f"{where}models[{index}]: expected a mapping with at least 'name'")
-    _unknown_keys(raw, MODEL_KEYS, at)
+    _unknown_keys(raw, table.model_keys(), at)
     if not raw.get("name"):
         raise fail(at, "name", "required")
     settings = {
         m.key: check_value(m.value, raw[m.key], m.key, at)
         if raw.get(m.key) is not None
         else m.default
-        for m in MODEL_FIELDS
+        for m in table.MODEL_FIELDS
     }
     lists = {
         a.key: check_list(a, raw[a.model_key], at)
-        for a in AXES
+        for a in table.AXES
         if a.model_key and raw.get(a.model_key) is not None
     }
     return ModelEntry(
-        name=check_value(MODEL_NAME, raw["name"], "name", at),
+        name=check_value(table.MODEL_NAME, raw["name"], "name", at),
         settings=MappingProxyType({k: frozen(v) for k, v in settings.items()}),
         lists=MappingProxyType(lists),
     )
@@ -129,8 +121,9 @@ def _exclude(raw: Any, where: str) -> tuple[Mapping[str, Any], ...]:
     if not isinstance(raw, list):
         raise fail(where, "exclude", f"expected list, got {raw!r}")
     for i, rule in enumerate(raw):
-        if not isinstance(rule, dict) or not rule or set(rule) - set(MATRIX_KEYS):
-            raise fail(where, f"exclude[{i}]", f"expected a mapping of {', '.join(MATRIX_KEYS)}")
+        keys = table.matrix_keys()
+        if not isinstance(rule, dict) or not rule or set(rule) - set(keys):
+            raise fail(where, f"exclude[{i}]", f"expected a mapping of {', '.join(keys)}")
     return tuple(MappingProxyType(dict(rule)) for rule in raw)
 
 

@@ -45,6 +45,10 @@ def problem(spec: Value, error: Invalid) -> str:
         return f"unknown value {value!r}; choose one of: {', '.join(spec.options() or ())}"
     if error.rule == "empty":
         return "must be a non-empty string"
+    if error.rule == "key":
+        if error.inner is None:
+            return f"{error.detail}: unknown key (keys: {', '.join(spec.record or ())})"
+        return f"{error.detail}: {problem((spec.record or {})[error.detail], error.inner)}"
     return (
         f"${{{error.detail}}} is not expanded in campaign files; allowed: "
         f"{', '.join(spec.variables or ())}"
@@ -63,10 +67,12 @@ def check_list(axis: Axis, raw: Any, where: str) -> tuple[Any, ...]:
     choices = item.options()
     values: list[Any] = []
     bad: list[Any] = []
-    for entry in raw:
+    for index, entry in enumerate(raw):
         try:
             value = item.check(entry)
-        except Invalid:
+        except Invalid as exc:
+            if item.record is not None:
+                raise fail(where, f"{key}[{index}]", problem(item, exc)) from None
             if choices is None:
                 raise fail(where, key, f"expected {_items(item)}, got {entry!r}") from None
             bad.append(entry)

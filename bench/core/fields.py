@@ -36,12 +36,18 @@ class Invalid(ValueError):
     """A value a :class:`Value` refuses; rendered by the caller, which knows
     where the value came from (a config field, a campaign key)."""
 
-    def __init__(self, rule: str, value: Any, spec: Value, detail: str = "") -> None:
+    def __init__(
+        self, rule: str, value: Any, spec: Value, detail: str = "", inner: Invalid | None = None
+    ) -> None:
         super().__init__(rule)
-        self.rule = rule  # type | min | max | positive | choice | empty | variable
+        #: type | min | max | positive | choice | empty | variable | key (of a record)
+        self.rule = rule
         self.value = value
         self.spec = spec
+        #: the variable (rule variable) or the record key (rule key)
         self.detail = detail
+        #: why the record key's value was refused (rule key; None: missing or unknown key)
+        self.inner = inner
 
 
 def _number_text(number: float) -> str:
@@ -64,6 +70,9 @@ class Value:
     non_empty: bool = False
     #: ``${VAR}`` references allowed in a string (None: no check)
     variables: tuple[str, ...] | None = None
+    #: for a mapping with fixed keys (a matrix item such as ``{input: 128, output: 128}``):
+    #: each key's value
+    record: Mapping[str, Value] | None = None
 
     def options(self) -> tuple[str, ...] | None:
         if self.choices is None:
@@ -83,7 +92,22 @@ class Value:
             self._bounded(value)
         elif self.type is str:
             self._string(value)
+        elif self.record is not None:
+            value = self._record(value)
         return value
+
+    def _record(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.record is not None
+        unknown = sorted(set(value) - set(self.record))
+        if unknown:
+            raise Invalid("key", value, self, detail=str(unknown[0]))
+        out = {}
+        for key, spec in self.record.items():
+            try:
+                out[key] = spec.check(value.get(key))
+            except Invalid as exc:
+                raise Invalid("key", value, self, detail=key, inner=exc) from None
+        return out
 
     def _typed(self, value: Any) -> Any:
         if isinstance(value, bool) and self.type is not bool:
@@ -158,6 +182,10 @@ class Value:
             out["enum"] = [*choices, *([None] if self.optional else [])]
         elif self.non_empty:
             out["minLength"] = 1
+        if self.record is not None:
+            out["properties"] = {k: v.schema() for k, v in self.record.items()}
+            out["required"] = [k for k, v in self.record.items() if not v.optional]
+            out["additionalProperties"] = False
         return out
 
     def message(self, name: str, error: Invalid) -> str:
@@ -177,6 +205,12 @@ class Value:
             return f"unknown {name} {value!r}; choose one of: {', '.join(self.options() or ())}"
         if error.rule == "empty":
             return f"{name} must be a non-empty string, got {value!r}"
+        if error.rule == "key":
+            if error.inner is None:
+                known = ", ".join(self.record or ())
+                return f"{name}.{error.detail}: unknown key (keys: {known})"
+            inner = (self.record or {})[error.detail]
+            return inner.message(f"{name}.{error.detail}", error.inner)
         return (
             f"{name} refers to ${{{error.detail}}}; only these variables expand: "
             f"{', '.join(self.variables or ())}"

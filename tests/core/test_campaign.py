@@ -277,20 +277,74 @@ def test_the_form_and_the_overrides_are_one_list(data: dict) -> None:
 
 
 def test_run_config_fields_join_the_campaign_table_with_their_defaults() -> None:
-    from bench.campaign.fields import AXIS, FIELD, MODEL_FIELDS
+    from bench.campaign import fields as table
     from bench.core.config import FIELDS as CONFIG_FIELDS
 
     for f in CONFIG_FIELDS:
         meta = f.setting
         if meta.campaign:
-            entry = FIELD[meta.campaign.replace(".", "_")]
+            entry = table.field(meta.campaign.replace(".", "_"))
+            assert entry is not None, f.name
             expected = f.default if meta.campaign_default is UNSET else meta.campaign_default
             assert entry.default == ((not expected) if meta.inverted else expected), f.name
             assert entry.config == f.name and entry.help == meta.help
         if meta.axis:
-            assert AXIS[meta.axis].config == f.name
+            axis = table.axis(meta.axis)
+            assert axis is not None and axis.fields == (f.name,)
         elif meta.model_key:
-            assert meta.model_key in {m.key for m in MODEL_FIELDS}, f.name
+            assert meta.model_key in {m.key for m in table.MODEL_FIELDS}, f.name
     assert parse_campaign("t", {"models": ["m"]}).settings == {
-        name: entry.default for name, entry in FIELD.items()
+        entry.name: entry.default for entry in table.FIELDS
     }
+
+
+def test_a_matrix_axis_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An axis whose items set several fields, declared in one place (as
+    ``shapes: [{input, output}]`` will be): parsing, per-model lists, the
+    matrix, exclusions, overrides and the form all pick it up."""
+    from bench.campaign import fields as table
+    from bench.core.fields import Value
+
+    layouts = table.Axis(
+        key="layouts",
+        item=Value(dict, record={"cards": Value(int, minimum=1, maximum=8), "eos": Value(bool)}),
+        default=(),
+        help="card counts, each with its EOS rule",
+        title="Layouts",
+        fields=("world_size", "ignore_eos"),
+        model_key="layouts",
+        cell=lambda item: {"world_size": item["cards"], "ignore_eos": not item["eos"]},
+    )
+    monkeypatch.setattr(table, "AXES", (*table.AXES, layouts))
+    data = {
+        "backend": "habana",
+        "device": "hpu",
+        "precisions": ["bf16", "fp8"],
+        "batch_sizes": [1, 8],
+        "layouts": [{"cards": 1, "eos": False}, {"cards": 2, "eos": True}],
+        "models": ["small", {"name": "big", "layouts": [{"cards": 8, "eos": False}]}],
+        "exclude": [{"model": "small", "world_size": 2, "precision": "fp8"}],
+    }
+    c = parse_campaign("t", data)
+    points = [(x.label, x.ignore_eos) for x in c.configs()]
+    assert len(points) == 2 * 2 * 2 - 2 + 2 * 2  # small: 8 minus 2 excluded; big: 4
+    assert ("small/bf16/bs8/tp2", False) in points and ("big/fp8/bs1/tp8", True) in points
+    assert "small/fp8/bs1/tp2" not in dict(points)
+    with pytest.raises(CampaignError, match=r"layouts\[1\]: cards: must be <= 8, got 16"):
+        parse_campaign(
+            "t", {**data, "layouts": [{"cards": 1, "eos": True}, {"cards": 16, "eos": True}]}
+        )
+    form = c.trigger_form()["layouts"]
+    assert form["items"]["required"] == ["cards", "eos"] and form["default"] == data["layouts"]
+    only = c.with_overrides({"layouts": [{"cards": 2, "eos": True}], "models": ["small"]})
+    assert [x.label for x in only.configs()] == ["small/bf16/bs1/tp2", "small/bf16/bs8/tp2"]
+
+
+def test_two_configurations_under_one_label_are_an_error_not_a_loss() -> None:
+    data = {**BASE, "models": [{"name": "org1/llama"}, {"name": "org2/llama"}]}
+    with pytest.raises(CampaignError) as info:
+        parse_campaign("t", data, source="t.yaml")
+    assert str(info.value) == (
+        "t.yaml: models[1]: two configurations share the label llama/fp32/bs1 (they differ "
+        "in model); rename a model or make the label tell them apart"
+    )
