@@ -11,8 +11,8 @@ Three kinds of entries:
 - :class:`Field`, a top-level key (dots for nesting: ``slo.ttft_ms``). Keys
   that set a :class:`~bench.core.config.RunConfig` field for every
   configuration come from that field's declaration (``campaign=``), its
-  default included; campaign-only keys (schedule, pool, ...) are declared
-  in :data:`CAMPAIGN_ONLY` below.
+  default included; campaign-only keys are declared below, in
+  :data:`ABOUT` (description, schedule) and :data:`AIRFLOW` (pool, queue, ...).
 - :class:`Axis`, a matrix dimension: a list whose values multiply with the
   other axes. Declared on the RunConfig field (``axis=``), or here for an
   axis whose items set several fields (see ``docs/architecture.md``).
@@ -168,8 +168,8 @@ def _from_config() -> tuple[list[Field], list[Axis], list[ModelField]]:
     return fields, axes, model_fields
 
 
-#: Keys that only the campaign (the DAG around the configurations) has.
-CAMPAIGN_ONLY: tuple[Field, ...] = (
+#: Campaign-only keys about the campaign itself (listed first in the docs).
+ABOUT: tuple[Field, ...] = (
     Field(
         "description",
         Value(str),
@@ -185,6 +185,11 @@ CAMPAIGN_ONLY: tuple[Field, ...] = (
         title="Schedule",
         unset="manual and API triggers only",
     ),
+)
+
+#: Campaign-only keys of the DAG around the configurations (the DAG is built
+#: with them, so a trigger cannot change them).
+AIRFLOW: tuple[Field, ...] = (
     Field(
         "pool",
         Value(str, non_empty=True),
@@ -236,7 +241,7 @@ CAMPAIGN_ONLY: tuple[Field, ...] = (
 _CONFIG_FIELDS, _AXES, _CONFIG_MODEL_FIELDS = _from_config()
 
 #: Every top-level key with a single value, in documentation order.
-FIELDS: tuple[Field, ...] = (*CAMPAIGN_ONLY[:2], *_CONFIG_FIELDS, *CAMPAIGN_ONLY[2:])
+FIELDS: tuple[Field, ...] = (*ABOUT, *_CONFIG_FIELDS, *AIRFLOW)
 #: Every matrix axis, in expansion order (after ``models``).
 AXES: tuple[Axis, ...] = tuple(_AXES)
 #: Every key of a ``models:`` entry besides ``name`` and the axes' model keys.

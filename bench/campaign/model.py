@@ -163,7 +163,8 @@ class Campaign(_Values):
         A backend's load axes (batch sizes, or concurrencies and request
         rates) are alternatives: one dimension holding all their points; when
         all are empty by declaration, one point at the first load axis's
-        minimum (bs1, c1)."""
+        minimum (bs1, c1). Another axis left empty (one a campaign may omit,
+        ``min_items=0``) does not vary: the fields keep their defaults."""
         dims: list[list[Mapping[str, Any]]] = []
         load: list[Mapping[str, Any]] = []
         load_axes = [a for a in self.axes() if a.load_shape]
@@ -176,8 +177,6 @@ class Campaign(_Values):
                 load += points
             elif points:
                 dims.append(points)
-            else:
-                return [], f"{axis.key} is empty"
         if load_axes:
             first = load_axes[0]
             dims.append(load or [first.cell_of(_minimum(first))])

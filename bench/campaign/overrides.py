@@ -32,6 +32,7 @@ def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
     lists = dict(campaign.lists)
     selected = dict(campaign.selected)
     models = campaign.models
+    trusted: Any = None
     for key, raw in params.items():
         if key == "models":
             models = _select_models(campaign, raw, where)
@@ -40,7 +41,7 @@ def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
                 raise fail(at, key, _not_applicable(campaign))
             lists[key] = selected[key] = check_list(axis, raw, at)
         elif key == TRUST:
-            models = _trust(models, raw, at)
+            trusted = [] if raw is None else raw
         elif key == CAMPAIGN:
             if raw != campaign.name:
                 raise fail(at, key, f"this is campaign {campaign.name!r}, not {raw!r}")
@@ -57,6 +58,8 @@ def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
             )
         else:
             raise CampaignError(f"{at}unknown parameter {key!r}")
+    if trusted is not None:
+        models = _trust(models, trusted, at)
     changed = dataclasses.replace(
         campaign,
         models=models,
@@ -79,12 +82,11 @@ def _select_models(campaign: Campaign, raw: Any, where: str) -> tuple[ModelEntry
     return tuple(m for m in campaign.models if m.name in raw)
 
 
-def _trust(models: tuple[ModelEntry, ...], raw: Any, at: str) -> tuple[ModelEntry, ...]:
-    """Withdraw trust_remote_code from the models not in ``raw``; the file
+def _trust(models: tuple[ModelEntry, ...], names: Any, at: str) -> tuple[ModelEntry, ...]:
+    """Withdraw trust_remote_code from the models not in ``names``; the file
     alone can grant it."""
-    names = [] if raw is None else raw
     if not isinstance(names, list | tuple):
-        raise fail(at, TRUST, f"expected list, got {raw!r}")
+        raise fail(at, TRUST, f"expected list, got {names!r}")
     opted_in = [m.name for m in models if m.settings["trust_remote_code"]]
     granted = [n for n in names if n not in opted_in]
     if granted:

@@ -18,6 +18,7 @@ import yaml
 from bench.campaign import fields as table
 from bench.campaign.model import Campaign, ModelEntry
 from bench.campaign.values import check_list, check_value, fail
+from bench.core.fields import Value
 from bench.core.hashing import frozen
 from bench.errors import CampaignError
 
@@ -41,10 +42,7 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
         models=_models(data.get("models"), where),
         settings=MappingProxyType(settings),
         lists=MappingProxyType(
-            {
-                a.key: check_list(a, data.get(a.key, list(a.default)), where) or a.default
-                for a in table.AXES
-            }
+            {a.key: check_list(a, _or(data.get(a.key), a.default), where) for a in table.AXES}
         ),
         exclude=_exclude(data.get("exclude"), where),
         source=source,
@@ -57,7 +55,7 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _field(data: Mapping[str, Any], key: str, spec: Any, default: Any, where: str) -> Any:
+def _field(data: Mapping[str, Any], key: str, spec: Value, default: Any, where: str) -> Any:
     """The value at dotted ``key`` (None or absent: the default), checked."""
     *groups, last = key.split(".")
     node: Any = data

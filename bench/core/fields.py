@@ -37,16 +37,15 @@ class Invalid(ValueError):
     where the value came from (a config field, a campaign key)."""
 
     def __init__(
-        self, rule: str, value: Any, spec: Value, detail: str = "", inner: Invalid | None = None
+        self, rule: str, value: Any, detail: str = "", inner: Invalid | None = None
     ) -> None:
         super().__init__(rule)
         #: type | min | max | positive | choice | empty | variable | key (of a record)
         self.rule = rule
         self.value = value
-        self.spec = spec
         #: the variable (rule variable) or the record key (rule key)
         self.detail = detail
-        #: why the record key's value was refused (rule key; None: missing or unknown key)
+        #: why the record key's value was refused (rule key; None: an unknown key)
         self.inner = inner
 
 
@@ -86,32 +85,19 @@ class Value:
         if value is None:
             if self.optional:
                 return None
-            raise Invalid("type", value, self)
+            raise Invalid("type", value)
         value = self._typed(value)
         if self.type in (int, float):
             self._bounded(value)
         elif self.type is str:
             self._string(value)
         elif self.record is not None:
-            value = self._record(value)
+            value = _record(value, self.record)
         return value
-
-    def _record(self, value: Mapping[str, Any]) -> dict[str, Any]:
-        assert self.record is not None
-        unknown = sorted(set(value) - set(self.record))
-        if unknown:
-            raise Invalid("key", value, self, detail=str(unknown[0]))
-        out = {}
-        for key, spec in self.record.items():
-            try:
-                out[key] = spec.check(value.get(key))
-            except Invalid as exc:
-                raise Invalid("key", value, self, detail=key, inner=exc) from None
-        return out
 
     def _typed(self, value: Any) -> Any:
         if isinstance(value, bool) and self.type is not bool:
-            raise Invalid("type", value, self)
+            raise Invalid("type", value)
         if self.type is int:
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
                 return int(value)
@@ -122,7 +108,7 @@ class Value:
                 try:
                     number = float(value)
                 except ValueError:
-                    raise Invalid("type", value, self) from None
+                    raise Invalid("type", value) from None
                 if math.isfinite(number):
                     return number
         elif self.type is dict:
@@ -130,24 +116,24 @@ class Value:
                 return value
         elif isinstance(value, self.type):
             return value
-        raise Invalid("type", value, self)
+        raise Invalid("type", value)
 
     def _bounded(self, number: float) -> None:
         if self.positive and number <= 0:
-            raise Invalid("positive", number, self)
+            raise Invalid("positive", number)
         if self.minimum is not None and number < self.minimum:
-            raise Invalid("min", number, self)
+            raise Invalid("min", number)
         if self.maximum is not None and number > self.maximum:
-            raise Invalid("max", number, self)
+            raise Invalid("max", number)
 
     def _string(self, text: str) -> None:
         if self.non_empty and not text.strip():
-            raise Invalid("empty", text, self)
+            raise Invalid("empty", text)
         choices = self.options()
         if choices is not None and text not in choices:
-            raise Invalid("choice", text, self)
+            raise Invalid("choice", text)
         if self.variables is not None and (name := disallowed(text, self.variables)) is not None:
-            raise Invalid("variable", text, self, detail=name)
+            raise Invalid("variable", text, detail=name)
 
     # -- describing ---------------------------------------------------------------------
 
@@ -227,6 +213,20 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+def _record(value: Mapping[str, Any], record: Mapping[str, Value]) -> dict[str, Any]:
+    """A mapping with exactly ``record``'s keys, each value checked."""
+    unknown = sorted(set(value) - set(record))
+    if unknown:
+        raise Invalid("key", value, detail=str(unknown[0]))
+    out = {}
+    for key, spec in record.items():
+        try:
+            out[key] = spec.check(value.get(key))
+        except Invalid as exc:
+            raise Invalid("key", value, detail=key, inner=exc) from None
+    return out
+
+
 def _schema_number(number: float, kind: type) -> float | int:
     return int(number) if kind is int else number
 
@@ -246,7 +246,7 @@ class Setting:
     """
 
     value: Value
-    #: lower-case phrase for ``--help`` and the form, unit included
+    #: lower-case phrase for ``--help``, the form and the docs (no final period)
     help: str
     #: short title for the trigger form and docs
     title: str
@@ -288,6 +288,9 @@ class Setting:
         return self.legacy is not UNSET
 
 
+_KEY = "bench.setting"
+
+
 def setting(value: Value, help: str, *, default: Any = dataclasses.MISSING, **meta: Any) -> Any:
     """A dataclass field carrying its :class:`Setting` (keywords as there);
     no ``default`` makes the field required."""
@@ -296,9 +299,6 @@ def setting(value: Value, help: str, *, default: Any = dataclasses.MISSING, **me
         shared = default  # read-only (a MappingProxyType): one instance may be shared
         return dataclasses.field(default_factory=lambda: shared, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
-
-
-_KEY = "bench.setting"
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,13 @@ def test_errors_name_file_field_and_problem(tmp_path: Path, change: dict, messag
     assert re.search(message, text), text
 
 
+def test_null_means_the_default_and_an_empty_required_list_is_an_error() -> None:
+    c = parse_campaign("t", {**BASE, "batch_sizes": None, "limit": None, "slo": None})
+    assert c.batch_sizes == (1,) and c.limit is None and c.slo_ttft_ms is None
+    with pytest.raises(CampaignError, match="batch_sizes: expected at least 1 value"):
+        parse_campaign("t", {**BASE, "batch_sizes": []})
+
+
 def test_invalid_yaml_points_at_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("models:\n  - name: a\n  precisions: [bf16\n")
@@ -251,8 +258,8 @@ def test_an_openai_campaign_has_load_points_and_per_model_trust() -> None:
     ]
     closed = c.with_overrides({"request_rates": [], "concurrencies": []})
     assert [x.label for x in closed.configs()] == ["m/bf16/c1", "n/bf16/c1"]  # one point: c1
-    withdrawn = c.with_overrides({"trust_remote_code": []})
-    assert not any(x.trust_remote_code for x in withdrawn.configs())
+    withdrawn = c.with_overrides({"trust_remote_code": [], "models": ["m"]})
+    assert not any(x.trust_remote_code for x in withdrawn.configs())  # whatever the order
     with pytest.raises(CampaignError, match="batch_sizes: does not apply to backend openai"):
         c.with_overrides({"batch_sizes": [8]})
 
@@ -313,6 +320,7 @@ def test_a_matrix_axis_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch
         title="Layouts",
         fields=("world_size", "ignore_eos"),
         model_key="layouts",
+        min_items=0,
         cell=lambda item: {"world_size": item["cards"], "ignore_eos": not item["eos"]},
     )
     monkeypatch.setattr(table, "AXES", (*table.AXES, layouts))
@@ -325,6 +333,8 @@ def test_a_matrix_axis_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch
         "models": ["small", {"name": "big", "layouts": [{"cards": 8, "eos": False}]}],
         "exclude": [{"model": "small", "world_size": 2, "precision": "fp8"}],
     }
+    plain = {k: v for k, v in data.items() if k != "layouts"} | {"models": ["small"]}
+    assert len(parse_campaign("t", plain).configs()) == 4  # omitted: it does not vary
     c = parse_campaign("t", data)
     points = [(x.label, x.ignore_eos) for x in c.configs()]
     assert len(points) == 2 * 2 * 2 - 2 + 2 * 2  # small: 8 minus 2 excluded; big: 4
