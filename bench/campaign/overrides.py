@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.campaign import fields as table
 from bench.campaign.form import CAMPAIGN, TRUST, applies, trigger_names
-from bench.campaign.model import Campaign, ModelEntry
 from bench.campaign.values import check_list, check_value, fail
 from bench.errors import CampaignError
+
+if TYPE_CHECKING:  # model.py calls in here: a runtime import would be a cycle
+    from bench.campaign.model import Campaign, ModelEntry
 
 
 def with_overrides(campaign: Campaign, params: Mapping[str, Any]) -> Campaign:
