@@ -9,7 +9,10 @@ failed, so a red run in the UI always means a configuration did not finish.
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
 not per map index. The trigger form's fields come from
-``Campaign.trigger_form()``.
+``Campaign.trigger_form()`` (bench/campaign/form.py: the campaign's
+description first, the matrix open, bounds and units in each field); the
+DAG's doc is the campaign's description and its one-line description the
+first paragraph of it.
 
 Parsing stays fast: only YAML and the light ``bench.campaign`` module load
 here; torch and friends load in the child processes. A campaign file that
@@ -52,7 +55,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
     with DAG(
         dag_id=c.dag_id,
-        description=f"LLM benchmark campaign {c.name} ({len(c.configs())} configurations)",
+        description=c.summary,
         doc_md=c.description or None,
         schedule=c.schedule,
         start_date=datetime(2025, 1, 1),

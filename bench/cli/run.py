@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.backends import BACKENDS
 from bench.backends.habana.launch import is_primary_rank
 from bench.backends.openai.endpoints import AUTO, ENDPOINTS
-from bench.core.config import DEVICES, PRECISIONS, TIMING_MODES, RunConfig
+from bench.core.config import FIELDS, MODEL, RunConfig
+from bench.core.fields import Declared
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 from bench.errors import BenchmarkFailed, ConfigError
 from bench.report.text import ProgressPrinter, format_summary
 from bench.runner import run_benchmark
-
-#: CLI flag destination -> RunConfig field, for flags that set config fields.
-_CONFIG_FLAGS = (
-    "model",
-    "model_path",
-    "precision",
-    "batch_size",
-    "max_new_tokens",
-    "device",
-    "backend",
-    "prompts",
-    "limit",
-    "warmup",
-    "seed",
-    "world_size",
-    "concurrency",
-    "request_rate",
-    "slo_ttft_ms",
-    "slo_tpot_ms",
-    "timing",
-)
 
 #: CLI flag destination -> openai backend option (``--option KEY=VALUE`` wins).
 _OPENAI_FLAGS = {
@@ -59,66 +39,16 @@ def register(sub: Any) -> None:
         description="Benchmark one model x precision x batch-size configuration, timing every token.",
         argument_default=argparse.SUPPRESS,
     )
-    what = p.add_argument_group("what to run")
-    what.add_argument(
-        "--model", help="hub id or local model directory (required unless in --config)"
-    )
-    what.add_argument(
-        "--model-path", help="load weights from here; --model stays the name in results"
-    )
-    what.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="weights/compute dtype (default bf16; openai: unknown, the client cannot see it)",
-    )
-    what.add_argument(
-        "--backend",
-        choices=list(BACKENDS),
-        help="how requests reach the model (default: habana with --device hpu, else hf)",
-    )
-    what.add_argument("--device", choices=DEVICES, help="default auto: hpu, else cuda, else cpu")
-    what.add_argument("--trust-remote-code", action="store_true", help="passed to transformers")
-    what.add_argument(
-        "--option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="backend option (repeatable); VALUE is JSON (true, 4, 0.7) or a bare string",
-    )
-    what.add_argument(
+    groups: dict[str, Any] = {}
+    for field in FIELDS:
+        if field.flag is None:
+            continue
+        if field.setting.section not in groups:
+            title = field.setting.section
+            groups[title] = p.add_argument_group(title[0].lower() + title[1:])
+        _add_flag(groups[field.setting.section], field)
+    groups[MODEL].add_argument(
         "--config", metavar="JSON|FILE", help="a full config as JSON; flags override it"
-    )
-
-    load = p.add_argument_group("load")
-    load.add_argument("--batch-size", type=int, help="sequences per generate() call (default 1)")
-    load.add_argument("--max-new-tokens", type=int, help="output tokens per request (default 128)")
-    load.add_argument(
-        "--stop-at-eos",
-        action="store_true",
-        help="let a sequence end at EOS (default: fixed output length, EOS ignored)",
-    )
-    load.add_argument(
-        "--prompts", help="prompt set name under prompts/ or a .txt/.jsonl path (default: default)"
-    )
-    load.add_argument(
-        "--limit", type=int, help="measured requests (default: the whole set; cycles if larger)"
-    )
-    load.add_argument(
-        "--warmup", type=int, help="unmeasured warmup iterations (batches) first (default 1)"
-    )
-    load.add_argument("--seed", type=int, help="torch seed for sampling (default 0)")
-    load.add_argument(
-        "--world-size", type=int, help="cards per config, tensor parallel (habana; default 1)"
-    )
-    load.add_argument(
-        "--timing",
-        choices=TIMING_MODES,
-        help="how token times are taken: stream (host clock as each token arrives), "
-        "events (device events, cuda/hpu), dual (a bare pass for throughput and E2E, "
-        "a streamed one for TTFT/ITL); default dual on hpu, else stream",
-    )
-    load.add_argument("--concurrency", type=int, help="requests in flight (openai backend)")
-    load.add_argument(
-        "--request-rate", type=float, help="request arrivals per second (openai backend)"
     )
 
     api = p.add_argument_group("openai backend (an OpenAI-compatible endpoint)")
@@ -154,10 +84,6 @@ def register(sub: Any) -> None:
         "--max-duration", type=float, metavar="S", help="stop issuing requests after S seconds"
     )
 
-    slo = p.add_argument_group("service-level objectives (goodput)")
-    slo.add_argument("--slo-ttft-ms", type=float, help="a good request's TTFT is at most this")
-    slo.add_argument("--slo-tpot-ms", type=float, help="a good request's TPOT is at most this")
-
     out = p.add_argument_group("results")
     out.add_argument("--output", type=Path, metavar="FILE.jsonl", help="also write the result here")
     out.add_argument(
@@ -173,6 +99,45 @@ def register(sub: Any) -> None:
     out.add_argument("--trigger", help="how the campaign was started (scheduled, manual, cli)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_run)
+
+
+def _add_flag(group: Any, field: Declared) -> None:
+    """One ``bench run`` flag from a field's declaration: type, choices,
+    and a help text that ends with the default (and the unit)."""
+    meta, value = field.setting, field.setting.value
+    if value.type is bool:
+        action = "store_false" if meta.inverted else "store_true"
+        group.add_argument(
+            field.flag, dest=field.name, action=action, help=f"{meta.help} (default: off)"
+        )
+        return
+    if value.type is dict:
+        group.add_argument(
+            field.flag, dest=field.name, action="append", metavar="KEY=VALUE",
+            help=f"{meta.help}; repeatable",
+        )  # fmt: skip
+        return
+    group.add_argument(
+        field.flag,
+        dest=field.name,
+        type=value.type,
+        choices=value.options(),
+        metavar=_METAVARS.get(value.type) if value.options() is None else None,
+        help=f"{meta.help} ({_default_text(field)})",
+    )
+
+
+_METAVARS = {int: "N", float: "X"}
+
+
+def _default_text(field: Declared) -> str:
+    """``default 128; 1 to 32768 tokens``: the default, then the bounds."""
+    meta = field.setting
+    if field.default is dataclasses.MISSING:
+        return "required unless in --config"
+    default = f"default: {meta.unset}" if field.default is None else f"default {field.default}"
+    bounds = meta.value.bounds(meta.unit)
+    return default + (f"; {bounds}" if bounds else "")
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -199,20 +164,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             ) from None
         if not isinstance(data, dict):
             raise ConfigError("--config must hold a JSON object")
-    for name in _CONFIG_FLAGS:
-        if hasattr(args, name):
-            data[name] = getattr(args, name)
+    for field in FIELDS:
+        if hasattr(args, field.name) and field.setting.value.type is not dict:
+            data[field.name] = getattr(args, field.name)
     if data.get("device") == "hpu" and "backend" not in data:
         data["backend"] = "habana"  # the in-process backend of Gaudi
-    if getattr(args, "stop_at_eos", False):
-        data["ignore_eos"] = False
-    if getattr(args, "trust_remote_code", False):
-        data["trust_remote_code"] = True
     options = dict(data.get("options") or {})
     for flag, key in _OPENAI_FLAGS.items():
         if hasattr(args, flag):
             options[key] = getattr(args, flag)
-    for text in getattr(args, "option", None) or []:
+    for text in getattr(args, "options", None) or []:
         key, value = parse_option(text)
         options[key] = value
     data["options"] = options

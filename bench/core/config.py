@@ -6,18 +6,24 @@ Everything downstream (runner, backends, store, DAGs) receives a
 are comparable across nights and machines exactly when their fingerprints
 match, so it covers every field that changes what is measured and nothing
 that does not (warmup count, where the weights live, SLOs, labels).
+
+Each field is declared once, with a :func:`~bench.core.fields.setting` that
+says its bounds, help text, ``bench run`` flag, fingerprint and database
+role, and how campaign files and the trigger form use it. Adding a field is
+one declaration here (plus a migration when it gets a ``benchmark_config``
+column): see ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from bench.core.envvars import PATH_VARS, expand
+from bench.core.fields import Declared, Invalid, Value, declared, setting
 from bench.core.hashing import canonical_json, frozen, sha256_hex, thawed
 from bench.errors import ConfigError
 
@@ -32,103 +38,173 @@ TIMING_MODES: tuple[str, ...] = ("stream", "events", "dual")
 #: Devices with timing events (``torch.cuda.Event``, ``habana_frameworks.torch.hpu.Event``).
 EVENT_DEVICES: tuple[str, ...] = ("cuda", "hpu")
 
-#: Fields that do not change what is measured, hence stay out of the fingerprint.
-_NOT_FINGERPRINTED = frozenset(
-    {"model_path", "warmup", "trust_remote_code", "slo_ttft_ms", "slo_tpot_ms", "prompts", "limit"}
-)
+#: Sections: ``bench run --help`` groups and trigger-form sections.
+MODEL, LOAD, SLO = "Model and device", "Load", "Goodput SLOs"
 
 
-def _int_at_least(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
+def _backend_names() -> Sequence[str]:
+    from bench.backends import BACKENDS  # the light registry, read when first needed
 
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return number
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-    return str(value)
+    return tuple(BACKENDS)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One model x precision x batch-size (or concurrency) configuration."""
 
-    model: str
-    model_path: str | None = None
-    #: "" (unset): the backend's default (bf16 in process, unknown for openai)
-    precision: str = ""
-    batch_size: int = 1
-    max_new_tokens: int = 128
-    device: str = "auto"
-    backend: str = "hf"
-    warmup: int = 1
-    prompts: str = "default"
-    limit: int | None = None
-    seed: int = 0
-    ignore_eos: bool = True
-    trust_remote_code: bool = False
-    world_size: int = 1
-    concurrency: int | None = None
-    request_rate: float | None = None
-    slo_ttft_ms: float | None = None
-    slo_tpot_ms: float | None = None
-    #: None: the device's default (:func:`default_timing`), resolved by ``runner.prepare``
-    timing: str | None = None
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # fmt: off
+    model: str = setting(
+        Value(str, non_empty=True, variables=PATH_VARS),
+        "hub id or local model directory; the model's name in results",
+        title="Model", section=MODEL, column=True,
+    )
+    model_path: str | None = setting(
+        Value(str, optional=True, variables=PATH_VARS),
+        "load the weights from here (hub id or directory); results keep the model's name",
+        default=None, title="Weights path", section=MODEL, unset="the model's name",
+        fingerprint=False, model_key="path",
+    )
+    precision: str = setting(
+        Value(str, choices=PRECISIONS, optional=True),
+        "weights and compute dtype (fp8: Gaudi only, with Intel Neural Compressor; "
+        "unknown: an endpoint's, which the client cannot see)",
+        default=None, title="Precisions", section=MODEL, column=True,
+        unset="the backend's: bf16 in process, unknown for an endpoint",
+        backend_default="default_precision", axis="precisions", model_key="precisions",
+    )
+    batch_size: int = setting(
+        Value(int, minimum=1, maximum=4096),
+        "sequences per generate() call (in-process backends)",
+        default=1, title="Batch sizes", section=LOAD, unit="sequences", column=True,
+        axis="batch_sizes", model_key="batch_sizes", load_shape="batch",
+    )
+    max_new_tokens: int = setting(
+        Value(int, minimum=1, maximum=32768),
+        "output tokens per request (exactly this many unless stop at EOS is on)",
+        default=128, title="Output tokens per request", section=LOAD, unit="tokens",
+        column=True, campaign="max_new_tokens",
+    )
+    device: str = setting(
+        Value(str, choices=DEVICES),
+        "where the model runs (auto: hpu if a Gaudi card is visible, else cuda, else cpu)",
+        default="auto", title="Device", section=MODEL, column=True, campaign="device",
+        campaign_default="cpu", campaign_value=Value(str, choices=CONCRETE_DEVICES),
+    )
+    backend: str = setting(
+        Value(str, choices=_backend_names),
+        "how requests reach the model: hf (transformers), habana (optimum-habana, "
+        "implied by device hpu) or openai (an HTTP endpoint)",
+        default="hf", title="Backend", section=MODEL, column=True, campaign="backend",
+        trigger=False,
+    )
+    warmup: int = setting(
+        Value(int, minimum=0, maximum=100),
+        "unmeasured iterations (batches) before measuring; graph compilation on HPU",
+        default=1, title="Warmup iterations", section=LOAD, unit="iterations",
+        fingerprint=False, campaign="warmup",
+    )
+    prompts: str = setting(
+        Value(str, non_empty=True),
+        "prompt set: a name under prompts/ or a .txt/.jsonl path on the machine that runs",
+        default="default", title="Prompt set", section=LOAD, fingerprint=False,
+        campaign="prompts",
+    )
+    limit: int | None = setting(
+        Value(int, minimum=1, optional=True),
+        "measured requests per configuration; the set is cycled when shorter",
+        default=None, title="Requests per configuration", section=LOAD, unit="requests",
+        unset="the whole prompt set", fingerprint=False, campaign="limit",
+    )
+    seed: int = setting(
+        Value(int, minimum=0),
+        "random seed for sampling (decoding is greedy unless the option do_sample is set)",
+        default=0, title="Seed", section=LOAD, column=True, campaign="seed",
+    )
+    ignore_eos: bool = setting(
+        Value(bool),
+        "let each sequence end at its own EOS; by default every request produces exactly "
+        "the output tokens asked for, so runs stay comparable",
+        default=True, title="Stop at EOS", section=LOAD, flag="--stop-at-eos", column=True,
+        campaign="stop_at_eos", inverted=True,
+    )
+    trust_remote_code: bool = setting(
+        Value(bool),
+        "run the model repository's own Python code (transformers trust_remote_code); "
+        "a campaign opts in per model",
+        default=False, title="Trust remote code", section=MODEL, fingerprint=False,
+        model_key="trust_remote_code",
+    )
+    world_size: int = setting(
+        Value(int, minimum=1, maximum=64),
+        "cards per configuration, tensor parallel (habana backend)",
+        default=1, title="Cards per configuration", section=LOAD, unit="cards", column=True,
+        model_key="world_size",
+    )
+    concurrency: int | None = setting(
+        Value(int, minimum=1, maximum=4096, optional=True),
+        "requests in flight, closed loop (openai backend)",
+        default=None, title="Concurrency levels", section=LOAD, unit="requests",
+        unset="1 unless a request rate is set", column=True, axis="concurrencies",
+        load_shape="stream",
+    )
+    request_rate: float | None = setting(
+        Value(float, positive=True, optional=True),
+        "request arrivals per second, open loop (openai backend)",
+        default=None, title="Request rates", section=LOAD, unit="req/s",
+        unset="closed loop", column=True, axis="request_rates", load_shape="stream",
+    )
+    slo_ttft_ms: float | None = setting(
+        Value(float, positive=True, optional=True),
+        "a good request's time to first token is at most this (goodput)",
+        default=None, title="TTFT SLO", section=SLO, unit="ms", fingerprint=False,
+        campaign="slo.ttft_ms",
+    )
+    slo_tpot_ms: float | None = setting(
+        Value(float, positive=True, optional=True),
+        "a good request's time per output token is at most this (goodput)",
+        default=None, title="TPOT SLO", section=SLO, unit="ms", fingerprint=False,
+        campaign="slo.tpot_ms",
+    )
+    timing: str | None = setting(
+        Value(str, choices=TIMING_MODES, optional=True),
+        "how token times are taken: stream (host clock as each token reaches the host), "
+        "events (device events, no per-step sync; cuda/hpu), dual (a bare pass for "
+        "throughput and E2E, a streamed pass for TTFT and ITL)",
+        default=None, title="Timing mode", section=LOAD, unset="dual on hpu, stream elsewhere",
+        column=True, campaign="timing", legacy="stream", resolved=lambda c: c.effective_timing,
+    )
+    options: Mapping[str, Any] = setting(
+        Value(dict),
+        "backend options (KEY=VALUE, VALUE as JSON), checked against the backend's table",
+        default=MappingProxyType({}), title="Backend options", section=MODEL, flag="--option",
+        campaign="options", model_key="options", trigger=False,
+    )
+    # fmt: on
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError("model must be a non-empty hub id or directory")
-        set_(self, "model", self.model.strip())
-        if not self.precision:
-            from bench.backends import get_spec
+        for field in declared(type(self)):
+            value = getattr(self, field.name)
+            if value is None and field.setting.backend_default:
+                from bench.backends import get_spec
 
-            set_(self, "precision", get_spec(self.backend).default_precision)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("device", self.device, DEVICES)
-        set_(self, "batch_size", _int_at_least("batch_size", self.batch_size, 1))
-        set_(self, "max_new_tokens", _int_at_least("max_new_tokens", self.max_new_tokens, 1))
-        set_(self, "warmup", _int_at_least("warmup", self.warmup, 0))
-        set_(self, "seed", _int_at_least("seed", self.seed, 0))
-        set_(self, "world_size", _int_at_least("world_size", self.world_size, 1))
-        if self.limit is not None:
-            set_(self, "limit", _int_at_least("limit", self.limit, 1))
-        if self.concurrency is not None:
-            set_(self, "concurrency", _int_at_least("concurrency", self.concurrency, 1))
-        for name in ("request_rate", "slo_ttft_ms", "slo_tpot_ms"):
-            if getattr(self, name) is not None:
-                set_(self, name, _positive_float(name, getattr(self, name)))
-        if self.timing is not None:
-            _choice("timing", self.timing, TIMING_MODES)
-            if self.timing == "events" and self.device not in ("auto", *EVENT_DEVICES):
-                raise ConfigError(
-                    f"timing events needs device timing events ({'/'.join(EVENT_DEVICES)}); "
-                    f"{self.device} has none: use timing stream or dual"
-                )
-        if not isinstance(self.options, Mapping):
-            raise ConfigError(f"options must be a mapping, got {type(self.options).__name__}")
-        set_(self, "options", frozen(dict(self.options)))
+                value = getattr(get_spec(self.backend), field.setting.backend_default)
+            try:
+                value = field.setting.value.check(value)
+            except Invalid as exc:
+                raise ConfigError(field.setting.value.message(field.name, exc)) from None
+            object.__setattr__(self, field.name, value)
+        object.__setattr__(self, "model", self.model.strip())
+        object.__setattr__(self, "options", frozen(dict(self.options)))
+        if self.timing == "events" and self.device not in ("auto", *EVENT_DEVICES):
+            raise ConfigError(
+                f"timing events needs device timing events ({'/'.join(EVENT_DEVICES)}); "
+                f"{self.device} has none: use timing stream or dual"
+            )
         if self.precision == "fp8" and self.device in ("cpu", "cuda"):
             raise ConfigError(
                 f"precision fp8 is supported on hpu only (Intel Neural Compressor), not on {self.device}"
             )
-        # Backend-specific checks (known backend, devices, option names) live
+        # Backend-specific checks (devices, load shape, option names) live
         # with the backend registry so every entry point shares them.
         from bench.backends import validate_config
 
@@ -139,8 +215,7 @@ class RunConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RunConfig:
         """Build from a dict (campaign entry, JSON on a command line, DB row)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - {f.name for f in declared(cls)})
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         if "model" not in data:
@@ -158,8 +233,9 @@ class RunConfig:
     @property
     def load_path(self) -> str:
         """Where the weights come from: ``model_path`` if set, else ``model``;
-        ``$VARS`` and ``~`` expand at load time, on the machine that loads."""
-        return os.path.expanduser(os.path.expandvars(self.model_path or self.model))
+        ``${VAR}`` from :data:`~bench.core.envvars.PATH_VARS` and ``~`` expand
+        at load time, on the machine that loads."""
+        return expand(self.model_path or self.model, PATH_VARS)
 
     @property
     def effective_timing(self) -> str:
@@ -182,21 +258,23 @@ class RunConfig:
     def identity(self, *, prompt_set_sha: str, n_requests: int) -> dict[str, Any]:
         """Everything that must match for two runs to be comparable.
 
-        The prompt set enters by content hash (paths differ between machines)
-        and the request count replaces ``limit`` (it is what was measured);
-        backend options marked ``fingerprint=False`` (an API-key variable, a
-        client timeout) stay out.
+        The fields declared ``fingerprint=True``, except a field added later
+        whose value reproduces the behaviour from before it existed (its
+        ``legacy``): existing histories keep their key. The prompt set enters
+        by content hash (paths differ between machines) and the request count
+        replaces ``limit`` (it is what was measured); backend options marked
+        ``fingerprint=False`` (an API-key variable, a client timeout) stay out.
         """
         if self.device == "auto":
             raise ConfigError("resolve device 'auto' before fingerprinting")
         from bench.backends import get_spec
 
-        ident = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
-        # ``stream`` is how every run was timed before the field existed: its
-        # histories keep their fingerprints; another mode measures differently.
-        ident.pop("timing")
-        if (timing := self.effective_timing) != "stream":
-            ident["timing"] = timing
+        ident: dict[str, Any] = {}
+        for field in declared(type(self)):
+            meta = field.setting
+            value = thawed(meta.resolved(self) if meta.resolved else getattr(self, field.name))
+            if meta.fingerprint and not (meta.has_legacy and value == meta.legacy_value(self)):
+                ident[field.name] = value
         specs = get_spec(self.backend).options()
         ident["options"] = {
             k: v for k, v in ident["options"].items() if k not in specs or specs[k].fingerprint
@@ -219,10 +297,26 @@ def default_timing(backend: str, device: str) -> str:
     of its own, so the streamer's ``.cpu()`` per step slows generation
     (docs/gaudi.md): throughput comes from a bare pass until a measurement on
     hardware shows ``stream`` within 2% of it. On CPU and CUDA, HF's loop
-    syncs every step anyway and streaming is free (docs/performance.md).
+    syncs every step anyway and streaming costs nothing (docs/performance.md).
     """
     from bench.backends import get_spec
 
     if device == "hpu" and "dual" in get_spec(backend).timings:
         return "dual"
     return "stream"
+
+
+#: The declared fields of :class:`RunConfig`, in declaration order.
+FIELDS: tuple[Declared, ...] = declared(RunConfig)
+FIELD: Mapping[str, Declared] = MappingProxyType({f.name: f for f in FIELDS})
+
+
+def column_values(config: RunConfig) -> dict[str, Any]:
+    """The fields copied into ``benchmark_config`` columns (``column=True``)."""
+    return {
+        f.name: thawed(
+            f.setting.resolved(config) if f.setting.resolved else getattr(config, f.name)
+        )
+        for f in FIELDS
+        if f.setting.column
+    }

@@ -31,7 +31,7 @@ import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from bench.core.config import RunConfig
+from bench.core.config import RunConfig, column_values
 from bench.core.hashing import canonical_json, sha256_hex
 from bench.core.metrics import RunMetrics
 from bench.core.results import STATUSES, CampaignRef, RunResult
@@ -241,22 +241,14 @@ def _identity(config: RunConfig, prompt_set: Mapping[str, Any]) -> dict[str, Any
 def _config_id(
     conn: sa.Connection, config: RunConfig, fingerprint: str, prompt_set: Mapping[str, Any]
 ) -> int:
+    """The ``benchmark_config`` row: the fields declared ``column=True``
+    (bench/core/config.py) plus what only the run knows (prompt set, request
+    count) and the identity the fingerprint hashed."""
     identity = _identity(config, prompt_set)
     params = {
+        **column_values(config),
         "fingerprint": fingerprint,
-        "model": config.model,
-        "precision": config.precision,
-        "batch_size": config.batch_size,
-        "max_new_tokens": config.max_new_tokens,
-        "backend": config.backend,
-        "device": config.device,
         "options": _jsonb(identity.get("options", {})),
-        "world_size": config.world_size,
-        "concurrency": config.concurrency,
-        "request_rate": config.request_rate,
-        "ignore_eos": config.ignore_eos,
-        "seed": config.seed,
-        "timing": config.effective_timing,
         "prompt_set_sha": identity.get("prompt_set_sha"),
         "n_requests": identity.get("n_requests"),
         "label": config.label,

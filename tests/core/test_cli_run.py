@@ -103,7 +103,10 @@ def test_stop_at_eos_and_chat_template(tiny_model: Path, tmp_path: Path) -> None
         (["--model", "/nonexistent/model"], "model directory /nonexistent/model does not exist"),
         (["--prompts", "EMPTY"], "holds no prompts"),
         (["--prompts", "LATIN1"], "is not UTF-8"),
-        (["--max-new-tokens", "100000"], "exceeds the model's context of 2048 tokens"),
+        (["--max-new-tokens", "5000"], "exceeds the model's context of 2048 tokens"),
+        (["--max-new-tokens", "100000"], "max_new_tokens must be <= 32768"),
+        (["--warmup", "101"], "warmup must be <= 100"),
+        (["--model-path", "${AWS_SECRET_ACCESS_KEY}"], "refers to ${AWS_SECRET_ACCESS_KEY}"),
         (["--option", "bogus=1"], "unknown hf option 'bogus'"),
     ],
 )
@@ -146,3 +149,28 @@ def test_tiny_model_refuses_to_overwrite_unrelated_content(tmp_path: Path) -> No
     proc = bench("tiny-model", str(tmp_path))
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_run_flags_come_from_the_config_declarations() -> None:
+    """Every RunConfig field has its flag, in its section's group, with the
+    default and bounds (units included) in the help."""
+    from bench.core.config import FIELDS
+
+    proc = bench("run", "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    for field in FIELDS:
+        assert f"{field.flag} " in text, field.flag
+    for group in ("model and device:", "load:", "goodput SLOs:", "openai backend", "results:"):
+        assert group in text
+    for help_text in (
+        "--batch-size N sequences per generate() call (in-process backends) (default 1; 1 to 4096 sequences)",
+        "--max-new-tokens N output tokens per request",
+        "(default 128; 1 to 32768 tokens)",
+        "--limit N measured requests per configuration; the set is cycled when shorter "
+        "(default: the whole prompt set; at least 1)",
+        "--slo-ttft-ms X a good request's time to first token is at most this (goodput) "
+        "(default: none; above 0 ms)",
+        "--stop-at-eos let each sequence end at its own EOS",
+    ):
+        assert help_text in text, help_text

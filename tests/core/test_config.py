@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
-from bench.core.config import RunConfig
+from bench.core.config import FIELDS, LOAD, MODEL, SLO, RunConfig, column_values
 from bench.core.hashing import canonical_json
 from bench.errors import ConfigError
 
@@ -144,3 +146,80 @@ PINNED_FINGERPRINTS = {
 def test_existing_histories_keep_their_fingerprint(expected: str) -> None:
     config = RunConfig(**PINNED_FINGERPRINTS[expected])
     assert config.fingerprint(prompt_set_sha="e30f", n_requests=8) == expected
+
+
+# -- one declaration per field ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch_size": 4097}, "batch_size must be <= 4096, got 4097"),
+        ({"max_new_tokens": 32769}, "max_new_tokens must be <= 32768, got 32769"),
+        ({"warmup": 101}, "warmup must be <= 100, got 101"),
+        ({"warmup": -1}, "warmup must be >= 0, got -1"),
+        ({"ignore_eos": "yes"}, "ignore_eos must be true or false, got 'yes'"),
+        ({"slo_ttft_ms": 0}, "slo_ttft_ms must be a positive number, got 0"),
+        ({"options": [1]}, "options must be a mapping, got list"),
+    ],
+)
+def test_declared_bounds_are_enforced(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        BASE.replace(**changes)
+
+
+@pytest.mark.parametrize("expected", sorted(PINNED_FINGERPRINTS))
+def test_a_field_added_later_keeps_histories_where_it_changes_nothing(expected: str) -> None:
+    """``timing`` came after histories existed: ``stream``, how every run was
+    timed before, leaves the identity as it was (its legacy value); another
+    mode measures differently and starts a new history."""
+    config = RunConfig(**PINNED_FINGERPRINTS[expected])
+    streamed = config.replace(timing="stream")
+    assert streamed.fingerprint(prompt_set_sha="e30f", n_requests=8) == expected
+    assert "timing" not in streamed.identity(prompt_set_sha="e30f", n_requests=8)
+    if config.backend != "openai":  # an endpoint streams: the only mode it has
+        dual = config.replace(timing="dual")
+        assert dual.fingerprint(prompt_set_sha="e30f", n_requests=8) != expected
+        assert dual.identity(prompt_set_sha="e30f", n_requests=8)["timing"] == "dual"
+    with pytest.raises(ConfigError, match="unknown timing 'clock'"):
+        config.replace(timing="clock")
+
+
+def test_every_field_is_declared_with_help_title_and_section() -> None:
+    assert [f.name for f in FIELDS] == [f.name for f in dataclasses.fields(RunConfig)]
+    for f in FIELDS:
+        meta = f.setting
+        assert meta.help and meta.title and meta.section in (MODEL, LOAD, SLO), f.name
+        assert meta.help[0].islower() and not meta.help.endswith("."), f.name
+    fingerprinted = {f.name for f in FIELDS if f.setting.fingerprint}
+    # (timing away from its legacy value, so that it is in the identity too)
+    identity = BASE.replace(timing="dual").identity(**ID)
+    assert fingerprinted == set(identity) - {"prompt_set_sha", "n_requests"}
+
+
+def test_columns_are_the_declared_ones_and_exist_in_the_schema() -> None:
+    from tests.conftest import REPO
+
+    columns = column_values(BASE.replace(device="cpu"))
+    assert set(columns) == {f.name for f in FIELDS if f.setting.column}
+    schema = "\n".join(p.read_text() for p in sorted((REPO / "sql" / "migrations").glob("*.sql")))
+    table = schema[schema.index("CREATE TABLE benchmark_config") :]
+    for name in columns:
+        assert re.search(rf"\n\s+{name}\s", table) or f"ADD COLUMN {name} " in schema, name
+
+
+@pytest.mark.parametrize("field", ["model", "model_path"])
+def test_only_allow_listed_variables_expand(
+    field: str, bench_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    with pytest.raises(ConfigError) as info:
+        BASE.replace(**{field: "/models/${AWS_SECRET_ACCESS_KEY}"})
+    assert str(info.value) == (
+        f"{field} refers to ${{AWS_SECRET_ACCESS_KEY}}; only these variables expand: "
+        "BENCH_HOME, BENCH_MODELS_DIR, HF_HOME"
+    )
+    monkeypatch.setenv("HF_HOME", "/hf")
+    config = BASE.replace(**{field: "${BENCH_HOME}/models/$HF_HOME/m"})
+    assert config.load_path == f"{bench_home.resolve()}/models//hf/m"
+    assert config.to_dict()[field] == "${BENCH_HOME}/models/$HF_HOME/m"  # stored as written
