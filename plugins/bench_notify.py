@@ -9,7 +9,6 @@ attached the same way.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import BaseNotifier, conf
@@ -23,6 +22,7 @@ class BenchRegressionNotifier(BaseNotifier):
         self.webhook = webhook
 
     def notify(self, context: Any) -> None:
+        from bench.core.envvars import WEBHOOK_VARS, expand
         from bench.core.results import CampaignRef
         from bench.notify import format_message, post_webhook
         from bench.orchestration.tasks import report_path
@@ -38,5 +38,5 @@ class BenchRegressionNotifier(BaseNotifier):
             report=str(report_path(CampaignRef(dag_run_id=run.run_id, dag_id=run.dag_id))),
         )
         if text is not None:
-            post_webhook(os.path.expandvars(self.webhook), text)
+            post_webhook(expand(self.webhook, WEBHOOK_VARS), text)
             self.log.info("posted the campaign's regressions to the notification webhook")
