@@ -94,7 +94,11 @@ def build_tiny_model(
         padding_side="left",
         chat_template=CHAT_TEMPLATE,
     )
-    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in (BOS, EOS, PAD)}
+    ids: dict[str, int] = {}
+    for name in (BOS, EOS, PAD):
+        token_id = tokenizer.convert_tokens_to_ids(name)
+        assert isinstance(token_id, int)  # one token in, one id out (the typing says "or a list")
+        ids[name] = token_id
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
