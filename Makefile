@@ -4,11 +4,18 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 EXTRAS  := cpu,cuda,openai,stats,airflow,dev
 STAMP   := $(VENV)/.installed-stamp
+# The second tested set (CI's second leg): the newest transformers 5.x, torch
+# CPU, no Airflow. Its tests: everything that does not need Airflow.
+VENV_TF5   := .venv-tf5
+BIN_TF5    := $(VENV_TF5)/bin
+EXTRAS_TF5 := cpu,cuda,openai,stats,dev
+STAMP_TF5  := $(VENV_TF5)/.installed-stamp
+TESTS_TF5  := tests --ignore=tests/airflow --ignore=tests/test_compose.py
 export BENCH_HOME ?= $(CURDIR)/.bench
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: install test demo airflow bench-perf lint constraints clean
+.PHONY: install test test-tf5 demo airflow bench-perf lint constraints constraints-tf5 clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -20,6 +27,18 @@ install: $(STAMP)  ## the pinned environment in .venv
 
 test: $(STAMP)  ## the whole suite (what .ci/run calls)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(STAMP_TF5): pyproject.toml constraints-tf5.txt
+	$(PY) -m venv $(VENV_TF5)
+	$(BIN_TF5)/python -m pip install -q --upgrade pip
+	$(BIN_TF5)/python -m pip install -c constraints-tf5.txt -e '.[$(EXTRAS_TF5)]'
+	@touch $@
+
+# With the pinned .venv beside it, a tiny model is built under each generation
+# and run under the other (BENCH_OTHER_PYTHON).
+test-tf5: $(STAMP_TF5)  ## the suite but Airflow on transformers 5.x (.ci/run's second leg)
+	BENCH_OTHER_PYTHON=$(if $(wildcard $(BIN)/python),$(CURDIR)/$(BIN)/python) \
+	  $(BIN_TF5)/python -m pytest $(TESTS_TF5) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bench tests dags plugins benchmarks
@@ -44,5 +63,10 @@ constraints: $(STAMP)  ## refresh constraints.txt from the working .venv
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
 	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
+constraints-tf5: $(STAMP_TF5)  ## refresh constraints-tf5.txt from a working .venv-tf5
+	{ grep '^#' constraints-tf5.txt; $(BIN_TF5)/python -m pip freeze --exclude-editable \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints-tf5.txt.new \
+	  && mv constraints-tf5.txt.new constraints-tf5.txt
+
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_TF5) .bench .pytest_cache .mypy_cache .ruff_cache

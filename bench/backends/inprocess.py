@@ -62,8 +62,13 @@ def torch_dtype(precision: str) -> Any:
 
 
 def load_error(spec: str, exc: BaseException) -> ModelLoadError:
+    from bench.tinymodel import stale_reason
+
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ModelLoadError(f"cannot load model {spec!r}: {first}{_gated_hint(exc)}")
+    # a tiny model written by the other transformers generation fails obscurely
+    stale = stale_reason(Path(spec)) if Path(spec).is_dir() else None
+    hint = f" (a tiny model {stale}: rebuild it with `bench tiny-model {spec}`)" if stale else ""
+    return ModelLoadError(f"cannot load model {spec!r}: {first}{hint or _gated_hint(exc)}")
 
 
 def _gated_hint(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.tinymodel import TinyModelSpec, build_tiny_model
+from bench.tinymodel import TinyModelSpec, build_tiny_model, recorded_build
 
 
 def register(sub: Any) -> None:
@@ -14,7 +14,9 @@ def register(sub: Any) -> None:
         "tiny-model",
         help="build a tiny random Llama + tokenizer offline",
         description="Build a tiny Llama with random weights and a BPE tokenizer trained on a "
-        "prompt set; saved with save_pretrained, loadable with AutoModelForCausalLM.",
+        "prompt set; saved with save_pretrained, loadable with AutoModelForCausalLM. A tiny "
+        "model already in DIR is reused when it was built with the same options under the "
+        "same transformers major version, and rebuilt otherwise.",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="output directory")
     p.add_argument(
@@ -42,5 +44,6 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
         prompts=args.prompts,
     )
     path = build_tiny_model(args.dir, spec, force=args.force)
-    print(f"tiny model ready in {path}")
+    built = recorded_build(path) or {}
+    print(f"tiny model ready in {path} (transformers {built.get('transformers')})")
     return 0

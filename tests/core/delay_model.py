@@ -3,8 +3,13 @@
 Prefill sleeps ``prefill_ms``, each decode step ``decode_ms``. Token ids are
 scripted (``first_token + step``) and sequence ``b`` emits EOS at step
 ``eos_at[b]`` when given, so EOS handling can be checked exactly. Every
-forward records the host time it finished, so tests can compare the
-streamer's timestamps with when tokens really became available.
+forward records the host times it started and finished: a token exists from
+the end of its forward pass, and generate() hands it to the streamer before
+the next one starts, so tests can check each timestamp against that window.
+
+It keeps no KV cache (each step re-sends the prefix, which is how a step is
+told from a prefill): ``use_cache=False`` lives in its generation config,
+which transformers 4.55 and 5.x both read (5.x drops it from model configs).
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ class DelayConfig(PretrainedConfig):
         self.eos_at = eos_at
         self.kill_at_step = kill_at_step  # SIGKILL itself there, like the kernel's OOM killer
         self.max_position_embeddings = max_position_embeddings
-        kwargs.setdefault("use_cache", False)
         super().__init__(**kwargs)
 
 
@@ -58,14 +62,17 @@ class DelayModel(PreTrainedModel, GenerationMixin):
     def __init__(self, config: DelayConfig) -> None:
         super().__init__(config)
         self.anchor = nn.Parameter(torch.zeros(1))
+        self.forward_starts: list[float] = []
         self.forward_ends: list[float] = []
         self._last_ids: torch.Tensor | None = None
         self._step = 0
         self.post_init()
+        self.generation_config.use_cache = False
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
     ):  # type: ignore[no-untyped-def]
+        self.forward_starts.append(time.perf_counter())
         batch, length = input_ids.shape
         last = self._last_ids  # without a KV cache each step re-sends the prefix
         prefill = (
