@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -122,6 +123,12 @@ def _parse(name: str, text: str) -> NamedQuery:
     )
 
 
+def parse_file(path: Path) -> NamedQuery:
+    """A query file outside ``sql/queries/`` (another version of a shipped one,
+    e.g. for a side-by-side timing), header checked like a shipped one's."""
+    return _parse(path.stem, path.read_text(encoding="utf-8"))
+
+
 def available() -> list[str]:
     """Names of the shipped queries (file stems), sorted."""
     return sorted(p.stem for p in queries_dir().glob("*.sql"))
@@ -214,6 +221,7 @@ __all__ = [
     "available",
     "bind_params",
     "load_query",
+    "parse_file",
     "query",
     "run_query",
 ]

@@ -124,11 +124,11 @@ def test_status_reports_a_migration_edited_after_it_was_applied(
 def test_a_failing_migration_leaves_nothing_behind(db_url: str, sql_copy: Path) -> None:
     engine = get_engine(db_url)
     migrate.upgrade(engine)
-    (sql_copy / "migrations" / "009_break_things.sql").write_text(
+    (sql_copy / "migrations" / "999_break_things.sql").write_text(
         "CREATE TABLE half_done (x int);\nSELECT no_such_function();\n"
     )
     with pytest.raises(
-        StoreError, match=r"migration 009_break_things.sql failed: .*no_such_function"
+        StoreError, match=r"migration 999_break_things.sql failed: .*no_such_function"
     ):
         migrate.upgrade(engine)
     with engine.connect() as conn:
