@@ -107,6 +107,7 @@ def create_app() -> "FastAPI":
     from bench.report import browse, files
     from bench.report.page import script_json
     from bench.report.style import COLORS, badge_css
+    from bench.report.text import human_bytes
     from bench.store.db import display_url
     from bench.store.queries import RUN_METRICS
 
@@ -183,6 +184,7 @@ def create_app() -> "FastAPI":
             airflow_root=_airflow_root(request),
             badge_css=badge_css(),
             colors=COLORS,
+            human_bytes=human_bytes,
         )
         return HTMLResponse(body)
 

@@ -130,19 +130,24 @@ def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
 
 
 def figure(view: View, series: Sequence[ConfigSeries]) -> go.Figure:
-    what = "runs" if view.last != 1 else "run"
-    title = f"{view.metric} of {view.model}, newest {view.last} {what} per configuration"
+    if first_nights(series):
+        title = f"{view.metric} of {view.model}: first runs"
+    else:
+        runs = "run" if view.last == 1 else f"{view.last} runs"
+        title = f"{view.metric} of {view.model}, newest {runs} per configuration"
     return metric_figure(view.metric, series, title)
 
 
 def first_night_rows(view: View, series: Sequence[ConfigSeries]) -> list[dict[str, Any]]:
-    """The values as a table, newest run first per configuration: what the page
-    shows beside the chart while the history is too short for a trend."""
+    """The values as a table, newest run first per configuration, each with its
+    change against the run before: what the page shows beside the chart while
+    the history is too short for a trend."""
     if not first_nights(series):
         return []
     rows = []
     for s, name in zip(series, display_names(series), strict=True):
         verdicts = _verdicts(s, view.metric)
+        values = [_finite(v) for v in s.values[view.metric]]
         for i in reversed(range(len(s.nights))):
             mark = verdicts.get(s.nights[i])
             rows.append(
@@ -150,7 +155,8 @@ def first_night_rows(view: View, series: Sequence[ConfigSeries]) -> list[dict[st
                     "config": name,
                     "started_at": s.nights[i],
                     "run": s.runs[i] if s.runs else "",
-                    "value": _finite(s.values[view.metric][i]),
+                    "value": values[i],
+                    "change_pct": _change_pct(values[i], values[i - 1]) if i else None,
                     "verdict": mark.kind if mark else None,
                     "verdict_text": marker_label(mark.kind, mark.change_pct, mark.p_value)
                     if mark
@@ -231,6 +237,12 @@ def dag_run_path(dag_id: str | None, dag_run_id: str) -> str | None:
 
 def _verdicts(series: ConfigSeries, metric: str) -> dict[Any, Marker]:
     return {m.night: m for m in series.markers if m.metric == metric and m.kind != "changepoint"}
+
+
+def _change_pct(value: float | None, before: float | None) -> float | None:
+    if value is None or not before:
+        return None
+    return 100.0 * (value - before) / before
 
 
 def _finite(value: float | None) -> float | None:

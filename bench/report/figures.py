@@ -28,6 +28,7 @@ from bench.report.style import (
     COLORS,
     COLORWAY,
     GRID,
+    KIND_LABELS,
     LAYOUT,
     MARKER_KINDS,
     marker_style,
@@ -99,6 +100,7 @@ def _metric_markers(
 
 
 def _kinds_in_order(kinds: Iterable[str]) -> list[str]:
+    """Legend order: regression, suspicious, improvement, change point, others."""
     known = [k for k in MARKER_KINDS if k in kinds]
     return known + sorted(set(kinds) - set(known))
 
@@ -109,16 +111,20 @@ def _add_markers(
     shown: set[str],
     **where: int,
 ) -> None:
-    """One marker trace per kind, its legend entry shown once per figure."""
-    for kind in _kinds_in_order(by_kind):
+    """One marker trace per kind, its legend entry shown once per figure. Drawn
+    in reverse legend order, so where two fall on one night the worse verdict
+    is on top (a change point's diamond under the night's verdict)."""
+    ordered = _kinds_in_order(by_kind)
+    for kind in reversed(ordered):
         points = by_kind[kind]
         fig.add_trace(
             go.Scatter(
                 x=[p[0] for p in points],
                 y=[p[1] for p in points],
                 mode="markers",
-                name=kind,
+                name=KIND_LABELS.get(kind, kind),
                 legendgroup=kind,
+                legendrank=1000 + ordered.index(kind),
                 showlegend=kind not in shown,
                 marker=marker_style(kind),
                 text=[p[2] for p in points],
@@ -224,11 +230,13 @@ def metric_figure(metric: str, series: Sequence[ConfigSeries], title: str) -> go
             for kind, points in _metric_markers(s, metric, name).items():
                 by_kind[kind] += points
         _add_markers(fig, by_kind, shown)
-        fig.update_xaxes(title_text="run start (UTC)")
+        fig.update_xaxes(title_text="run start (UTC)", title_standoff=8)
     _add_slo_lines(fig, metric, slo_values(series, metric))
     fig.update_yaxes(title_text=metric, rangemode="tozero")
     _style(fig, 480).update_layout(
-        title={"text": plotly_text(title), "x": 0.01}, margin={"t": 50, "b": 60}
+        title={"text": plotly_text(title), "x": 0.01},
+        margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
     )
     return fig
 
@@ -237,7 +245,10 @@ def _first_night_bars(
     fig: go.Figure, metric: str, series: Sequence[ConfigSeries], names: Sequence[str]
 ) -> None:
     """Bars per configuration: its latest run and, when there is one, the run before."""
-    for back, label, opacity in ((1, "run before", 0.45), (0, "latest run", 1.0)):
+    for back, label, color in (
+        (1, "run before", COLORS["earlier"]),
+        (0, "latest run", COLORS["latest"]),
+    ):
         picked = [
             (name, s, len(s.nights) - 1 - back)
             for s, name in zip(series, names, strict=True)
@@ -250,7 +261,7 @@ def _first_night_bars(
                 x=[name for name, _, _ in picked],
                 y=[s.values[metric][i] for _, s, i in picked],
                 name=label,
-                marker={"color": COLORWAY[0], "opacity": opacity},
+                marker={"color": color},
                 customdata=[s.nights[i].strftime("%Y-%m-%d %H:%M") for _, s, i in picked],
                 text=[plotly_text(s.runs[i]) if s.runs else "" for _, s, i in picked],
                 hovertemplate="%{y:.4g}<br>%{customdata} UTC<br>%{text}<extra>%{x}</extra>",

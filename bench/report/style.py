@@ -26,6 +26,8 @@ COLORS: Mapping[str, str] = MappingProxyType(
         "changepoint": "#6a3d9a",
         "other": "#7f7f7f",  # a kind this version does not know
         "slo": "#8c564b",
+        "latest": "#1f77b4",  # first-night bars: the latest run ...
+        "earlier": "#aec7e8",  # ... and the one before, lighter
     }
 )
 
@@ -46,6 +48,8 @@ MARKER_STYLE: Mapping[str, Mapping[str, Any]] = MappingProxyType(
                         "line": {"width": 2}},
     }
 )  # fmt: skip
+#: What a legend calls a kind (its stored name otherwise).
+KIND_LABELS: Mapping[str, str] = MappingProxyType({"changepoint": "change point"})
 _OTHER_MARKER: Mapping[str, Any] = {"color": COLORS["other"], "symbol": "square-open", "size": 11}
 
 #: The run-config field holding each metric family's SLO (ms): a ttft_* chart

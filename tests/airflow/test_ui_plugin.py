@@ -43,6 +43,7 @@ from bench.orchestration.airflow_env import (
 )
 from bench.orchestration.tasks import report_path
 from bench.report import browse
+from bench.report.campaign import write_campaign_report
 from bench.store import writer
 from bench.store.db import get_engine
 from bench.store.migrate import upgrade
@@ -352,10 +353,12 @@ def test_the_page_renders_chart_selectors_and_table(client: TestClient, history:
     assert 'value="5"' in html
     figure = json.loads(re.search(r"const figure = (.*);\n", html).group(1))  # type: ignore[union-attr]
     names = [t["name"] for t in figure["data"]]
-    assert names == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "regression", "improvement"]
+    # markers drawn worst last (on top); the legend lists them worst first
+    assert names == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "improvement", "regression"]
     assert figure["data"][1]["y"] == [ttft(2, n) for n in range(NIGHTS - 5, NIGHTS)]
-    assert figure["data"][2]["y"] == [ttft(2, NIGHTS - 1)]
-    assert "+125.0%" in figure["data"][2]["text"][0]
+    [regression] = [d for d in figure["data"] if d["name"] == "regression"]
+    assert regression["y"] == [ttft(2, NIGHTS - 1)]
+    assert "+125.0%" in regression["text"][0]
     script = re.search(r'<script src="(/benchmarks/plotly-[\d.]+\.min\.js)">', html).group(1)  # type: ignore[union-attr]
     js = client.get(script, headers=auth)
     assert (
@@ -727,12 +730,23 @@ def artifacts_dir() -> Path:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_logs_in_and_sees_the_chart_in_the_airflow_ui(
-    history: dict, tmp_path: Path
+    history: dict, first_night: None, db_url: str, tmp_path: Path
 ) -> None:
+    """Log in, see the trend with its regression markers, the first nights of
+    another model as bars beside their values, open a campaign's report from
+    the page, follow a regression to its DAG run. Screenshots of each view go
+    to $BENCH_ARTIFACTS (ui-benchmarks.png, ui-benchmarks-first-night.png,
+    ui-report.png): look at them."""
     binary = require_tool("chromium")
-    shot = artifacts_dir() / "ui-benchmarks.png"
-    shot.unlink(missing_ok=True)
-    with api_server(tmp_path / "logs") as af, chromium(binary) as page:
+    shots = {
+        name: artifacts_dir() / f"{name}.png"
+        for name in ("ui-benchmarks", "ui-benchmarks-first-night", "ui-report")
+    }
+    for shot in shots.values():
+        shot.unlink(missing_ok=True)
+    campaign = f.nightly(NIGHTS - 1)
+    write_campaign_report(get_engine(db_url), campaign.dag_run_id, report_path(campaign))
+    with api_server(tmp_path / "logs") as af, chromium(binary, height=1000) as page:
         page.goto(f"{af.base_url}/plugin/{UI_ROUTE}")
         # no session: the UI sends the browser to Airflow's login page
         page.wait_for("!!document.querySelector('input[name=password]')")
@@ -746,19 +760,46 @@ def test_browser_logs_in_and_sees_the_chart_in_the_airflow_ui(
             f"{frame}?.querySelectorAll('#trend .scatterlayer .trace').length >= 4", timeout_s=120
         )
         # the UI mirrors the iframe's location into its own (deep links)
-        assert page.evaluate("location.pathname") == f"/plugin/{UI_ROUTE}/benchmarks/"
+        page.wait_for(f"location.pathname === '/plugin/{UI_ROUTE}/benchmarks/'")
         assert page.evaluate(f"{frame}.location.pathname") == "/benchmarks/"
         traces = page.evaluate(f"{frame}.getElementById('trend').data.map(t => t.name)")
-        assert traces == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "regression", "improvement"]
+        # 30 runs: bs 2's jump on the last night is also a change point
+        assert traces == [
+            "llama-x/fp32/bs1",
+            "llama-x/fp32/bs2",
+            "change point",
+            "improvement",
+            "regression",
+        ]
         assert page.evaluate(f"{frame}.querySelectorAll('#regressions tbody tr').length") == 3
         assert page.evaluate(
             "[...document.querySelectorAll('a, button')].some(e => e.textContent.trim() === 'Benchmarks')"
         ), "a Benchmarks entry in the navigation bar"
-        page.screenshot(shot)
-        # a regression's DAG run link opens that run in the Airflow UI itself
+        page.screenshot(shots["ui-benchmarks"])
+
+        # the first night of another model: bars, the values beside them, the SLO
+        page.evaluate(f"{frame}.defaultView.location.assign('/benchmarks/?model=fresh')")
+        page.wait_for(f"{frame}?.querySelectorAll('#trend .barlayer .point').length === 2")
+        assert page.evaluate(f"{frame}.querySelectorAll('#values tbody tr').length") == 2
+        assert page.evaluate(f"{frame}.querySelector('#trend').textContent").count("SLO 30 ms")
+        page.screenshot(shots["ui-benchmarks-first-night"])
+
+        # a campaign's report, opened from the page, inside the Airflow UI; it runs
+        # sandboxed in an origin of its own, so the UI can no longer read the frame
+        page.evaluate(f"{frame}.querySelector('#reports a.report-link').click()")
+        page.wait_for(
+            "document.querySelector('iframe') && !document.querySelector('iframe').contentDocument"
+        )
+        time.sleep(10)  # plotly draws the report's charts (it cannot be asked from outside)
+        page.screenshot(shots["ui-report"])
+
+        # back on the page, a regression's DAG run link opens that run in the Airflow UI
+        page.goto(f"{af.base_url}/plugin/{UI_ROUTE}")
+        page.wait_for(f"!!{frame}?.querySelector('#regressions tbody a')", timeout_s=120)
         page.evaluate(f"{frame}.querySelector('#regressions tbody a').click()")
         run_path = f"/dags/llm_bench_nightly/runs/{f.nightly(NIGHTS - 1).dag_run_id}"
         page.wait_for(f"decodeURIComponent(location.pathname) === {json.dumps(run_path)}")
         page.wait_for("!document.querySelector('iframe')")  # the UI's own page, not nested
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 30_000, "a screenshot of a blank page compresses to a few KB"
+    for shot in shots.values():
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.stat().st_size > 30_000, f"{shot.name}: a blank page compresses to a few KB"

@@ -114,7 +114,7 @@ def test_the_page_and_the_report_draw_verdicts_alike(
     for fig in (page, report):
         [regression] = [t for t in fig["data"] if t["name"] == "regression"]
         assert regression["marker"] == marker_style("regression")
-        [change] = [t for t in fig["data"] if t["name"] == "changepoint"]
+        [change] = [t for t in fig["data"] if t["name"] == "change point"]
         assert change["marker"] == marker_style("changepoint")
     [regression] = [t for t in page["data"] if t["name"] == "regression"]
     assert regression["y"] == [ttft(2, STEP + 1)]
