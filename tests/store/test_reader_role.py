@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 import store_factory as f
 from store_helpers import REPO
 
+from bench.cli.report import cmd_report
 from bench.errors import ConfigError
 from bench.store import queries, writer
 from bench.store.db import get_engine
@@ -180,3 +183,15 @@ def test_reader_engine_reads_bench_reader_url_and_stays_read_only(
     monkeypatch.setenv(queries.READER_URL_ENV, "sqlite:///x.db")
     with pytest.raises(ConfigError, match="must point at PostgreSQL"):
         queries.reader_engine()
+
+
+def test_bench_report_reads_through_the_reader_login(
+    engine: sa.Engine, reader: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With BENCH_READER_DB_URL set, `bench report` needs nothing else: the
+    owner's BENCH_DB_URL may point nowhere."""
+    monkeypatch.setenv(queries.READER_URL_ENV, reader.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("BENCH_DB_URL", "postgresql+psycopg2://owner:secret@127.0.0.1:9/none")
+    out = tmp_path / "report.html"
+    assert cmd_report(argparse.Namespace(out=out, campaign=None, model=None, last=30)) == 0
+    assert "m/fp32/bs1" in out.read_text()
