@@ -226,6 +226,38 @@ def test_queries_are_runnable_with_psql(
                 assert text_row[key] == str(value), (name, key)
 
 
+def test_the_shared_sql_pieces_as_psql_users_call_them(engine: sa.Engine, history: dict) -> None:
+    """config_runs / config_baseline / v_latest_run (migration 009), as README shows them."""
+    with engine.connect() as conn:
+        config_id = conn.execute(
+            sa.text("SELECT id FROM benchmark_config WHERE label = 'm/fp32/bs2'")
+        ).scalar_one()
+        night7 = history[2, 7].started_at
+        runs = conn.execute(
+            sa.text("SELECT * FROM config_runs(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": night7},
+        ).all()
+        assert [r.value for r in runs] == [ttft(2, n) for n in (6, 5, 4)]  # newest first, before t
+        base = conn.execute(
+            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": night7},
+        ).one()
+        assert (base.previous, base.median, base.n_baseline) == (ttft(2, 6), ttft(2, 5), 3)
+        first = conn.execute(
+            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": history[2, 0].started_at},
+        ).one()
+        assert (first.previous, first.median, first.n_baseline) == (None, None, 0)
+        latest = conn.execute(
+            sa.text(
+                "SELECT label, run_id, ttft_p99_ms FROM v_latest_run WHERE model = 'm' ORDER BY label"
+            )
+        ).all()
+    assert [(r.label, r.ttft_p99_ms) for r in latest] == [
+        (f"m/fp32/bs{bs}", ttft(bs, NIGHTS - 1)) for bs in BATCH_SIZES
+    ]  # the oom configuration has no successful run
+
+
 @pytest.mark.parametrize("name", ["campaign_vs_baseline", "latest_vs_previous"])
 def test_the_shared_functions_are_inlined(engine: sa.Engine, history: dict, name: str) -> None:
     """config_runs / config_baseline (migration 009) cost what the subqueries
