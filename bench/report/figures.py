@@ -308,7 +308,7 @@ def cdf_figure(config: str, samples: Sequence[Samples]) -> go.Figure:
             )
         fig.update_xaxes(title_text="ms (log scale)", type="log", row=1, col=col)
     fig.update_yaxes(title_text="fraction of requests", row=1, col=1)
-    fig.update_layout(title={"text": f"{config}: per-request CDF", "x": 0.01})
+    fig.update_layout(title={"text": f"{plotly_text(config)}: per-request CDF", "x": 0.01})
     return _style(fig, 340)
 
 
@@ -341,7 +341,7 @@ def pareto_figure(model: str, points: Sequence[ParetoPoint]) -> go.Figure:
                 mode="lines+markers+text",
                 text=[f"bs{p.batch_size}" for p in group],
                 textposition="top center",
-                name=precision,
+                name=plotly_text(precision),
             )
         )
     frontier = sorted(pareto_frontier(points), key=lambda p: p.ttft_p99_ms)
@@ -357,7 +357,9 @@ def pareto_figure(model: str, points: Sequence[ParetoPoint]) -> go.Figure:
     )
     fig.update_xaxes(title_text="ttft_p99_ms (lower is better)")
     fig.update_yaxes(title_text="output_tokens_per_s (higher is better)")
-    fig.update_layout(title={"text": f"{model}: throughput vs TTFT p99 by batch size", "x": 0.01})
+    fig.update_layout(
+        title={"text": f"{plotly_text(model)}: throughput vs TTFT p99 by batch size", "x": 0.01}
+    )
     return _style(fig, 420)
 
 
