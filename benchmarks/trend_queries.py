@@ -9,10 +9,16 @@ sql/queries/ through ``bench.store.queries.run_query`` (median of
 indexes doing their job the columns stay about flat: a query's cost follows
 the rows it returns, not the years stored.
 
+``--baseline-queries DIR`` times, beside each shipped query, the file of the
+same name in DIR (another version of it, e.g. ``git show REV:sql/queries/X.sql``
+saved there) on the same database, the two alternating run by run, and
+prints both and their ratio: whether a rewrite made a query slower.
+
 Defaults (365 nights x 100 configs x 200 requests = 7.3M request rows) need
 ~2 GB of disk in a temp dir. Usage::
 
     python benchmarks/trend_queries.py [--nights 30,120,365] [--configs 100] [--requests 200]
+        [--baseline-queries DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import scratch_database
 
-from bench.store.queries import run_query
+from bench.store.queries import bind_params, load_query, parse_file
 
 T0 = "2024-01-01 02:00:00+00"
 PER_MODEL = 10  # 2 precisions x 5 batch sizes
@@ -107,19 +113,48 @@ def execute_script(conn: sa.Connection, script: str, params: dict[str, Any]) -> 
             conn.execute(sa.text(statement), params)
 
 
-def timed(fn: Callable[[], list[dict[str, Any]]], repeat: int) -> tuple[float, int]:
-    """Median milliseconds of ``repeat`` calls after one warm-up; rows returned."""
-    rows = fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+Call = Callable[[], list[dict[str, Any]]]
+
+
+def timed(fns: Sequence[Call], repeat: int) -> tuple[list[float], int]:
+    """Median milliseconds of ``repeat`` calls of each of ``fns`` after one
+    warm-up each, the variants alternating call by call (so a busy neighbour
+    slows them alike); rows returned by the first."""
+    rows = fns[0]()
+    for fn in fns[1:]:
         fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples), len(rows)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, out in zip(fns, samples, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(s) for s in samples], len(rows)
 
 
-def workload(engine: sa.Engine, nights: int) -> dict[str, Callable[[], list[dict[str, Any]]]]:
-    """The questions asked after ``nights`` nights, as (label -> call)."""
+def runner(engine: sa.Engine, sql: str, params: dict[str, Any]) -> Call:
+    """A call of ``sql`` as ``run_query`` makes it (one connection checkout, rows as dicts)."""
+
+    def call() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return [dict(row) for row in conn.execute(sa.text(sql), params).mappings()]
+
+    return call
+
+
+def variants(
+    engine: sa.Engine, name: str, params: dict[str, Any], baseline: Path | None
+) -> list[Call]:
+    """The shipped query, then (when ``baseline`` has one) its other version."""
+    bound = bind_params(name, **params)
+    calls = [runner(engine, load_query(name), bound)]
+    if baseline is not None and (baseline / f"{name}.sql").is_file():
+        calls.append(runner(engine, parse_file(baseline / f"{name}.sql").bind_sql, bound))
+    return calls
+
+
+def workload(engine: sa.Engine) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The questions asked of the history, as label -> (query name, parameters)."""
     with engine.connect() as conn:
         fingerprint = conn.execute(
             sa.text("SELECT fingerprint FROM benchmark_config ORDER BY id LIMIT 1")
@@ -131,8 +166,8 @@ def workload(engine: sa.Engine, nights: int) -> dict[str, Callable[[], list[dict
             sa.text("SELECT max(started_at) - interval '7 days' FROM campaign")
         ).scalar_one()
 
-    def q(name: str, **params: Any) -> Callable[[], list[dict[str, Any]]]:
-        return lambda: run_query(engine, name, **params)
+    def q(name: str, **params: Any) -> tuple[str, dict[str, Any]]:
+        return name, params
 
     return {
         "metric_series: one config, last 30 nights": q(
@@ -152,6 +187,7 @@ def workload(engine: sa.Engine, nights: int) -> dict[str, Callable[[], list[dict
             "campaign_vs_baseline", campaign=latest, last=30
         ),
         "best_batch_size: every model": q("best_batch_size", slo_ttft_p99_ms=60),
+        "latest_per_config: one model": q("latest_per_config", model="model-0"),
         "request_percentiles: one config, last 7 nights": q(
             "request_percentiles", model="model-0", fingerprint=fingerprint, since=week
         ),
@@ -189,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--db-url", help="use a scratch database on this server instead of an embedded one"
     )
+    parser.add_argument(
+        "--baseline-queries",
+        type=Path,
+        metavar="DIR",
+        help="also time DIR/<name>.sql beside each shipped query and print the ratio",
+    )
     args = parser.parse_args(argv)
     stages = sorted({int(n) for n in args.nights.split(",")})
     params = {
@@ -199,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "gaps": args.gaps,
     }
 
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[list[float]]] = {}
     sizes = []
     with scratch_database(args.db_url) as engine:
         with engine.begin() as conn:
@@ -220,20 +262,37 @@ def main(argv: list[str] | None = None) -> int:
             )
             sizes.append((nights, rows))
             done = nights
-            for label, fn in workload(engine, nights).items():
-                ms, n = timed(fn, args.repeat)
+            for label, (name, query_params) in workload(engine).items():
+                calls = variants(engine, name, query_params, args.baseline_queries)
+                ms, n = timed(calls, args.repeat)
                 results.setdefault(label, []).append(ms)
-                print(f"  {label}: {ms:.1f} ms ({n} rows)", file=sys.stderr, flush=True)
+                shown = " / ".join(f"{v:.1f}" for v in ms)
+                print(f"  {label}: {shown} ms ({n} rows)", file=sys.stderr, flush=True)
 
+    print_table(results, sizes, args)
+    return 0
+
+
+def print_table(
+    results: dict[str, list[list[float]]], sizes: list[tuple[int, int]], args: argparse.Namespace
+) -> None:
+    """One column per stage; with a baseline, "now / before = ratio" in each cell."""
     width = max(len(k) for k in results)
+    cell = 27 if args.baseline_queries else 13
     print(
         f"{args.configs} configs x {args.requests} requests per run; median of {args.repeat} runs, milliseconds"
+        + (f"; cells: now / {args.baseline_queries} = ratio" if args.baseline_queries else "")
     )
-    print(f"{'query':<{width}}" + "".join(f"{f'{n} nights':>13}" for n, _ in sizes))
-    print(f"{'(request rows)':<{width}}" + "".join(f"{r / 1e6:>12.2f}M" for _, r in sizes))
-    for label, values in results.items():
-        print(f"{label:<{width}}" + "".join(f"{v:>13.1f}" for v in values))
-    return 0
+    print(f"{'query':<{width}}" + "".join(f"{f'{n} nights':>{cell}}" for n, _ in sizes))
+    print(
+        f"{'(request rows)':<{width}}" + "".join(f"{f'{r / 1e6:.2f}M':>{cell}}" for _, r in sizes)
+    )
+    for label, stages in results.items():
+        cells = [
+            f"{v[0]:.1f} / {v[1]:.1f} = {v[0] / v[1]:.2f}x" if len(v) == 2 else f"{v[0]:.1f}"
+            for v in stages
+        ]
+        print(f"{label:<{width}}" + "".join(f"{c:>{cell}}" for c in cells))
 
 
 if __name__ == "__main__":

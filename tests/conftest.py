@@ -50,6 +50,8 @@ def bench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BENCH_HOME", str(home))
     monkeypatch.delenv("BENCH_DB_URL", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_BENCH_RESULTS", raising=False)
+    monkeypatch.delenv("BENCH_READER_DB_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_BENCH_RESULTS_READER", raising=False)
     return home
 
 

@@ -31,11 +31,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.errors import ConfigError
     from bench.report import render_report
     from bench.report.campaign import build_report_data, resolve_campaign
-    from bench.store.db import get_engine
+    from bench.store.queries import reader_engine
 
     if args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a directory")
-    engine = get_engine()
+    engine = reader_engine()  # BENCH_READER_DB_URL when set; READ ONLY either way
     campaign = resolve_campaign(engine, args.campaign, args.model)
     data = build_report_data(engine, campaign, model=args.model, last=args.last)
     render_report(data, args.out)

@@ -10,7 +10,6 @@ view across batch sizes.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,23 +19,34 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.errors import ConfigError
-from bench.regressions import better_direction, request_values
+from bench.regressions import request_values
 from bench.report import (
-    ConfigSeries,
-    Marker,
     ParetoPoint,
     ReportData,
     Samples,
     TableRow,
     render_report,
 )
-from bench.stats import DEFAULT_K, KEY_METRICS, find_changepoints
+from bench.report.trends import model_series
+from bench.stats import DEFAULT_K, KEY_METRICS
 from bench.store.queries import run_query
 
-TABLE_COLUMNS = (
-    "label", "status", "n_requests", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "itl_p99_ms",
-    "output_tokens_per_s", "goodput_fraction", "regressions", "error",
-)  # fmt: skip
+#: The campaign table of a task log: (row key, header, kind). Latencies in ms.
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("label", "configuration", "text"),
+    ("status", "status", "text"),
+    ("n_requests", "reqs", "int"),
+    ("ttft_p50_ms", "ttft p50", "num"),
+    ("ttft_p99_ms", "ttft p99", "num"),
+    ("tpot_p50_ms", "tpot p50", "num"),
+    ("itl_p99_ms", "itl p99", "num"),
+    ("output_tokens_per_s", "tok/s", "num"),
+    ("goodput_fraction", "goodput", "pct"),
+    ("regressions", "regr", "int"),
+)
+TABLE_NOTE = (
+    "latencies in ms; tok/s = output tokens per second; goodput = share of requests within the SLOs"
+)
 #: Metrics drawn as trend lines, per configuration.
 TREND_METRICS = ("ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "itl_p99_ms", "output_tokens_per_s")
 #: Baseline nights whose requests make the baseline CDF.
@@ -45,14 +55,74 @@ CDF_NIGHTS = 5
 CDF_QUANTILES = 400
 
 
-def format_campaign_table(rows: Sequence[dict[str, Any]]) -> str:
-    from bench.report.tables import format_table
+def _number(kind: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if kind == "int":
+        return str(int(value))
+    if kind == "pct":
+        return f"{100 * value:.0f}%"
+    digits = 0 if abs(value) >= 1000 else 1 if abs(value) >= 100 else 2
+    return f"{value:.{digits}f}"
 
+
+def _elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its middle elided: a label's
+    model and its batch size / shape / target suffix both stay readable."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its end cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_campaign_table(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
+    """The campaign table a task log shows (rows of ``campaign_runs``): no line
+    longer than ``width`` (from about 90 up; below, the label column keeps the
+    width of its header). Labels too long are elided in the middle; errors go
+    under the table, one line per configuration that did not finish (the last
+    line of a traceback: the exception)."""
     if not rows:
         return "no runs recorded for this campaign"
     ok = sum(r["status"] == "ok" for r in rows)
-    table = format_table([{k: r.get(k) for k in TABLE_COLUMNS} for r in rows])
-    return f"{ok}/{len(rows)} configurations ok\n{table}"
+    regressions = sum(int(r.get("regressions") or 0) for r in rows)
+    head = f"{ok}/{len(rows)} configurations ok" + (
+        f", {regressions} regression(s)" if regressions else ""
+    )
+    cells = [
+        [
+            str(r.get(key) or "-") if kind == "text" else _number(kind, r.get(key))
+            for key, _, kind in TABLE_COLUMNS
+        ]
+        for r in rows
+    ]
+    widths = [
+        max(len(header), *(len(c[i]) for c in cells))
+        for i, (_, header, _) in enumerate(TABLE_COLUMNS)
+    ]
+    others = sum(widths[1:]) + 2 * (len(widths) - 1)
+    widths[0] = max(min(widths[0], width - others), len(TABLE_COLUMNS[0][1]))
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            _elide(v, w).ljust(w) if kind == "text" else v.rjust(w)
+            for v, w, (_, _, kind) in zip(values, widths, TABLE_COLUMNS, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines = [head, line([h for _, h, _ in TABLE_COLUMNS]), *(line(c) for c in cells)]
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lines.append("did not finish:")
+        for r in failed:
+            error = (r.get("error") or "").strip().splitlines() or ["no error recorded"]
+            lines.append(_cut(f"  {r['label']} ({r['status']}): {error[-1]}", width))
+    lines.append(_cut(TABLE_NOTE, width))
+    return "\n".join(lines)
 
 
 def resolve_campaign(engine: sa.Engine, campaign: str | None, model: str | None) -> str:
@@ -86,7 +156,12 @@ def build_report_data(
         )
     models = sorted({str(r["model"]) for r in runs})
     labels = {str(r["label"]) for r in runs}
-    series = [s for m in models for s in _series(engine, m, last) if s.config in labels]
+    series = [
+        s
+        for m in models
+        for s in model_series(engine, m, TREND_METRICS, last=last)
+        if s.config in labels
+    ]
     return ReportData(
         title=title or f"LLM benchmark report: {', '.join(models)}",
         generated_at=datetime.now(timezone.utc),
@@ -99,50 +174,6 @@ def build_report_data(
                + ", ".join(f"{r['label']} ({r['status']})" for r in runs if r["status"] != "ok")]
         if any(r["status"] != "ok" for r in runs) else [],
     )  # fmt: skip
-
-
-def _series(engine: sa.Engine, model: str, last: int) -> list[ConfigSeries]:
-    nights: dict[str, dict[int, datetime]] = defaultdict(dict)
-    values: dict[str, dict[str, dict[int, float | None]]] = defaultdict(lambda: defaultdict(dict))
-    for metric in TREND_METRICS:
-        for row in run_query(engine, "metric_series", model=model, metric=metric, last=last):
-            nights[row["label"]][row["run_id"]] = row["started_at"]
-            values[row["label"]][metric][row["run_id"]] = row["value"]
-    oldest = min((t for runs in nights.values() for t in runs.values()), default=None)
-    verdicts: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    if oldest is not None:
-        for v in run_query(
-            engine, "latest_regressions", verdict="", model=model, since=oldest, last=10_000
-        ):
-            verdicts[int(v["run_id"])].append(v)
-    out = []
-    for label, runs in nights.items():
-        order = sorted(runs, key=runs.__getitem__)
-        per_metric = {m: [values[label][m].get(run) for run in order] for m in TREND_METRICS}
-        markers = [
-            Marker(
-                night=runs[run], metric=v["metric"], kind=v["verdict"], change_pct=v["change_pct"]
-            )
-            for run in order
-            for v in verdicts.get(run, [])
-            if v["metric"] in per_metric
-        ]
-        for metric, series in per_metric.items():
-            for cp in find_changepoints(series, better_direction(metric)):
-                markers.append(
-                    Marker(
-                        night=runs[order[cp.index]],
-                        metric=metric,
-                        kind="changepoint",
-                        change_pct=cp.change_pct,
-                    )
-                )
-        out.append(
-            ConfigSeries(
-                config=label, nights=[runs[r] for r in order], values=per_metric, markers=markers
-            )
-        )
-    return sorted(out, key=lambda s: s.config)
 
 
 def _table(engine: sa.Engine, campaign: str, runs: Sequence[dict[str, Any]]) -> list[TableRow]:

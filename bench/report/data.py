@@ -13,27 +13,44 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-MarkerKind = Literal["regression", "suspicious", "improvement", "changepoint"]
+from bench.stats.types import Verdict
+
+#: A detector verdict (bench.stats.types.VERDICTS) or a change point of the series.
+MarkerKind = Verdict | Literal["changepoint"]
 
 
 @dataclass(frozen=True)
 class Marker:
-    """A verdict or a change point on one night of one metric's trend."""
+    """A verdict or a change point on one night of one metric's trend; a
+    verdict carries its evidence (baseline and current value, p-value)."""
 
     night: datetime
     metric: str
     kind: MarkerKind
     change_pct: float | None = None
+    p_value: float | None = None
+    baseline: float | None = None
+    current: float | None = None
 
 
 @dataclass(frozen=True)
 class ConfigSeries:
-    """One configuration's history: a value per night for each metric (None = missing)."""
+    """One configuration's history: a value per night for each metric (None = missing).
+
+    ``runs`` names each night's run (its DAG run id) and ``run_ids`` its row id
+    when the series came from the results DB; ``slos`` holds the TTFT/TPOT
+    service-level objectives (ms) its newest run was measured against, keyed
+    as in :data:`bench.report.style.SLO_FIELDS`.
+    """
 
     config: str
     nights: Sequence[datetime]
     values: Mapping[str, Sequence[float | None]]
     markers: Sequence[Marker] = ()
+    fingerprint: str = ""
+    runs: Sequence[str] = ()
+    run_ids: Sequence[int] = ()
+    slos: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nights", tuple(self.nights))
@@ -41,11 +58,17 @@ class ConfigSeries:
             self, "values", MappingProxyType({k: tuple(v) for k, v in self.values.items()})
         )
         object.__setattr__(self, "markers", tuple(self.markers))
+        object.__setattr__(self, "runs", tuple(self.runs))
+        object.__setattr__(self, "run_ids", tuple(self.run_ids))
+        object.__setattr__(self, "slos", MappingProxyType(dict(self.slos)))
         for metric, values in self.values.items():
             if len(values) != len(self.nights):
                 raise ValueError(
                     f"{self.config}: {metric} has {len(values)} values for {len(self.nights)} nights"
                 )
+        for name in ("runs", "run_ids"):
+            if getattr(self, name) and len(getattr(self, name)) != len(self.nights):
+                raise ValueError(f"{self.config}: {name} must name every night or none")
 
 
 @dataclass(frozen=True)

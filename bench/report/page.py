@@ -26,6 +26,7 @@ from bench.report.figures import (
     pareto_figure,
     trend_figure,
 )
+from bench.report.style import COLORS, badge_css
 from bench.stats.types import METRICS
 
 _CSS = """
@@ -36,11 +37,8 @@ table.latest{border-collapse:collapse;font-size:13px}
 table.latest th,table.latest td{border:1px solid #ddd;padding:4px 8px;text-align:right}
 table.latest th{background:#f6f6f6}table.latest td.config{text-align:left;font-family:monospace}
 .delta{display:block;font-size:11px}
-.badge{display:inline-block;border-radius:3px;padding:0 4px;font-size:10px;color:#fff;margin-left:4px}
-.badge.regression{background:#d62728}.badge.suspicious{background:#ff7f0e}
-.badge.improvement{background:#2ca02c}
 .chart{margin:12px 0}.note{color:#666;font-style:italic}
-"""
+""" + badge_css()
 
 _RENDER = """
 document.querySelectorAll("div.chart").forEach(function (el) {
@@ -56,9 +54,11 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _script_json(text: str) -> str:
-    """JSON safe inside a <script> element."""
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+def script_json(text: str) -> str:
+    """JSON text safe inside a ``<script>`` element: ``<``, ``>`` and ``&`` (which
+    JSON holds only inside strings) become ``\\u`` escapes, so no label can close
+    the element or open a comment; the parsed value is unchanged."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _format(metric: str, value: float | None) -> str:
@@ -76,8 +76,13 @@ def _delta_style(metric: str, change_pct: float) -> tuple[str, str]:
         return "delta", ""
     worse = spec.direction(change_pct) == "worse"
     alpha = min(abs(change_pct) / 20.0, 1.0) * 0.55 + 0.05
-    rgb = "214,39,40" if worse else "44,160,44"
+    rgb = _rgb(COLORS["regression" if worse else "improvement"])
     return f"delta {'worse' if worse else 'better'}", f"background:rgba({rgb},{alpha:.2f})"
+
+
+def _rgb(color: str) -> str:
+    """``#d62728`` -> ``214,39,40`` (for an rgba() background)."""
+    return ",".join(str(int(color[i : i + 2], 16)) for i in (1, 3, 5))
 
 
 def _cell(row: TableRow) -> str:
@@ -131,7 +136,7 @@ class _Charts:
         data = "".join(
             f' data-{k.replace("_", "-")}="{html.escape(str(v))}"' for k, v in attrs.items()
         )
-        payload = _script_json(fig.to_json())
+        payload = script_json(fig.to_json())
         return (
             f'<div class="chart {css}" id="chart-{self.count}" data-figure="{fid}"{data}></div>\n'
             f'<script type="application/json" id="{fid}">{payload}</script>'

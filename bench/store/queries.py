@@ -22,18 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from bench.core.metrics import RunMetrics
 from bench.errors import ConfigError, StoreError
-from bench.store.db import translate_errors
+from bench.store.db import get_engine, translate_errors
 from bench.store.sqlfiles import queries_dir
 
+#: SQLAlchemy URL for readers (``bench_reader``); unset: the results DB, read-only.
+READER_URL_ENV = "BENCH_READER_DB_URL"
 #: Columns of run_summary / v_run_trend a trend can follow (every RunMetrics field).
 RUN_METRICS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunMetrics))
 #: Per-request columns whose percentiles request_percentiles recomputes.
@@ -122,6 +126,12 @@ def _parse(name: str, text: str) -> NamedQuery:
     )
 
 
+def parse_file(path: Path) -> NamedQuery:
+    """A query file outside ``sql/queries/`` (another version of a shipped one,
+    e.g. for a side-by-side timing), header checked like a shipped one's."""
+    return _parse(path.stem, path.read_text(encoding="utf-8"))
+
+
 def available() -> list[str]:
     """Names of the shipped queries (file stems), sorted."""
     return sorted(p.stem for p in queries_dir().glob("*.sql"))
@@ -198,6 +208,23 @@ def bind_params(name: str, **params: Any) -> dict[str, Any]:
     return bound
 
 
+def reader_engine(url: str | None = None) -> sa.Engine:
+    """The engine of readers (the Airflow page, reports, trend commands):
+    ``url``, else ``BENCH_READER_DB_URL`` (a login with the ``bench_reader``
+    role of migration 010), else the results DB itself. Every transaction is
+    ``READ ONLY`` either way, so a reader cannot write even through the
+    owner's login; the role makes that hold for SQL typed by hand too."""
+    url = url or os.environ.get(READER_URL_ENV, "").strip() or None
+    if url:
+        try:
+            backend = sa.make_url(url).get_backend_name()
+        except sa.exc.ArgumentError:
+            raise ConfigError(f"{READER_URL_ENV} is not a SQLAlchemy URL") from None
+        if backend != "postgresql":
+            raise ConfigError(f"{READER_URL_ENV} must point at PostgreSQL, got {backend!r}")
+    return get_engine(url).execution_options(postgresql_readonly=True)
+
+
 def run_query(engine: sa.Engine, name: str, **params: Any) -> list[dict[str, Any]]:
     """Run query ``name`` and return its rows as dicts (column order kept)."""
     bound = bind_params(name, **params)
@@ -207,6 +234,7 @@ def run_query(engine: sa.Engine, name: str, **params: Any) -> list[dict[str, Any
 
 
 __all__ = [
+    "READER_URL_ENV",
     "REQUEST_METRICS",
     "RUN_METRICS",
     "NamedQuery",
@@ -214,6 +242,8 @@ __all__ = [
     "available",
     "bind_params",
     "load_query",
+    "parse_file",
     "query",
+    "reader_engine",
     "run_query",
 ]

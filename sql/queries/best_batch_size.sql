@@ -11,24 +11,16 @@
 --   NULL (and the other figures are the fastest TTFT's) when none meets the SLO.
 --   Concurrency/request-rate configurations (openai backend) are left out.
 -- index: benchmark_config_model_idx (one model); run_config_ok_started_idx gives
---   the latest ok run of each configuration.
+--   the latest ok run of each configuration (v_latest_run, migration 009).
 -- psql: psql "$DB" -v slo_ttft_p99_ms=500 -v model= -f sql/queries/best_batch_size.sql
 WITH latest AS (
-    SELECT bc.model, bc.precision, bc.device, bc.backend, bc.max_new_tokens, bc.world_size,
-           bc.batch_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms,
+    SELECT l.model, l.precision, l.device, l.backend, l.max_new_tokens, l.world_size,
+           l.batch_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms,
            l.ttft_p99_ms <= :slo_ttft_p99_ms AS within_slo
-    FROM benchmark_config bc
-    CROSS JOIN LATERAL (
-        SELECT r.id AS run_id, r.started_at, s.output_tokens_per_s, s.ttft_p99_ms
-        FROM run r
-        JOIN run_summary s ON s.run_id = r.id
-        WHERE r.config_id = bc.id AND r.status = 'ok'
-        ORDER BY r.started_at DESC
-        LIMIT 1
-    ) l
-    WHERE (NULLIF(:'model', '') IS NULL OR bc.model = :'model')
-      AND bc.concurrency IS NULL
-      AND bc.request_rate IS NULL
+    FROM v_latest_run l
+    WHERE (NULLIF(:'model', '') IS NULL OR l.model = :'model')
+      AND l.concurrency IS NULL
+      AND l.request_rate IS NULL
 ),
 ranked AS (
     SELECT latest.*,

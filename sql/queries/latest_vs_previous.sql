@@ -9,57 +9,23 @@
 --   (change_pct = 100 * (latest - reference) / reference; its sign, not its
 --   direction of goodness: lower is better for *_ms, higher for *_per_s)
 -- index: benchmark_config_model_idx (one model); run_config_ok_started_idx gives
---   each configuration's latest run, the one before and the :last before it.
+--   each configuration's latest run (config_runs()) and, in one more scan, the
+--   one before and the :last before it (config_baseline(); both migration 009).
 -- psql: psql "$DB" -v model= -v metric=ttft_p50_ms -v last=7 -f sql/queries/latest_vs_previous.sql
-WITH latest AS (
-    SELECT bc.id AS config_id,
-           bc.model,
-           bc.label,
-           bc.fingerprint,
-           l.run_id,
-           l.started_at,
-           l.value
-    FROM benchmark_config bc
-    CROSS JOIN LATERAL (
-        SELECT r.id AS run_id, r.started_at, run_metric(s, :'metric') AS value
-        FROM run r
-        JOIN run_summary s ON s.run_id = r.id
-        WHERE r.config_id = bc.id AND r.status = 'ok'
-        ORDER BY r.started_at DESC
-        LIMIT 1
-    ) l
-    WHERE NULLIF(:'model', '') IS NULL OR bc.model = :'model'
-)
-SELECT latest.model,
-       latest.label,
-       latest.fingerprint,
+SELECT bc.model,
+       bc.label,
+       bc.fingerprint,
        latest.run_id,
        latest.started_at,
        latest.value AS latest,
-       prev.value AS previous,
-       100 * (latest.value - prev.value) / NULLIF(prev.value, 0) AS previous_change_pct,
+       base.previous,
+       100 * (latest.value - base.previous) / NULLIF(base.previous, 0) AS previous_change_pct,
        base.median AS rolling_median,
-       base.n AS n_baseline,
+       base.n_baseline,
        100 * (latest.value - base.median) / NULLIF(base.median, 0) AS median_change_pct
-FROM latest
-LEFT JOIN LATERAL (
-    SELECT run_metric(s, :'metric') AS value
-    FROM run r
-    JOIN run_summary s ON s.run_id = r.id
-    WHERE r.config_id = latest.config_id AND r.status = 'ok' AND r.started_at < latest.started_at
-    ORDER BY r.started_at DESC
-    LIMIT 1
-) prev ON true
-LEFT JOIN LATERAL (
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h.value) AS median,
-           count(h.value) AS n
-    FROM (
-        SELECT run_metric(s, :'metric') AS value
-        FROM run r
-        JOIN run_summary s ON s.run_id = r.id
-        WHERE r.config_id = latest.config_id AND r.status = 'ok' AND r.started_at < latest.started_at
-        ORDER BY r.started_at DESC
-        LIMIT :last
-    ) h
-) base ON true
-ORDER BY latest.model, latest.label, latest.fingerprint;
+FROM benchmark_config bc
+-- the newest ok run, then the one before and the :last before it (migration 009)
+CROSS JOIN LATERAL config_runs(bc.id, :'metric', 'infinity', 1) latest
+CROSS JOIN LATERAL config_baseline(bc.id, :'metric', latest.started_at, :last) base
+WHERE NULLIF(:'model', '') IS NULL OR bc.model = :'model'
+ORDER BY bc.model, bc.label, bc.fingerprint;

@@ -38,3 +38,18 @@ def test_without_a_connection_bench_db_url_then_embedded(monkeypatch: pytest.Mon
     assert results_db_url() == "postgresql+psycopg2://u@h/db"
     monkeypatch.delenv("BENCH_DB_URL")
     assert results_db_url() is None  # bench starts the embedded server on first use
+
+
+def test_readers_take_the_reader_connection_then_the_variable_then_the_writers_db(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import airflow  # noqa: F401  (puts plugins/ on sys.path, as in every Airflow process)
+    from bench_results import reader_db_url
+
+    monkeypatch.setenv("BENCH_DB_URL", "postgresql+psycopg2://owner@h/db")
+    assert reader_db_url() == "postgresql+psycopg2://owner@h/db"
+    monkeypatch.setenv("BENCH_READER_DB_URL", "postgresql+psycopg2://bench_reader@h/db")
+    assert reader_db_url() == "postgresql+psycopg2://bench_reader@h/db"
+    conn = {"conn_type": "postgres", "host": "pg", "login": "grafana", "schema": "results"}
+    monkeypatch.setenv("AIRFLOW_CONN_BENCH_RESULTS_READER", json.dumps(conn))
+    assert reader_db_url() == "postgresql+psycopg2://grafana@pg/results"

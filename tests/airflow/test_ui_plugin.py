@@ -11,6 +11,8 @@ UI, wait for the chart, save a screenshot.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import re
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -38,6 +41,9 @@ from bench.orchestration.airflow_env import (
     airflow_environ,
     migrate,
 )
+from bench.orchestration.tasks import report_path
+from bench.report import browse
+from bench.report.campaign import write_campaign_report
 from bench.store import writer
 from bench.store.db import get_engine
 from bench.store.migrate import upgrade
@@ -50,6 +56,8 @@ from tests.store import store_factory as f
 
 UI_ROUTE = "benchmarks"
 NIGHTS = 6
+#: The file the report task writes for the last night (bench.orchestration.tasks.report_path).
+REPORT = report_path(f.nightly(NIGHTS - 1)).name
 BATCH_SIZES = (1, 2)
 PASSWORD = "bench-ui-test"
 
@@ -97,6 +105,37 @@ def history(db_url: str) -> dict[str, Any]:
         ],
     )
     return {"ids": ids, "regressed": regressed, "improved": improved, "shell_run": shell_run}
+
+
+@pytest.fixture
+def reports(bench_home: Path) -> Path:
+    """Two nights' reports where the report task writes them, and a secret
+    beside the reports folder that no URL may reach."""
+    for night in (NIGHTS - 2, NIGHTS - 1):
+        path = report_path(f.nightly(night))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"<!DOCTYPE html><title>report of night {night}</title>")
+        os.utime(path, (1_800_000_000 + night, 1_800_000_000 + night))
+    (bench_home / "secret.html").write_text("db password")
+    (path.parent / "linked.html").symlink_to(bench_home / "secret.html")
+    return path.parent.parent
+
+
+@pytest.fixture
+def first_night(db_url: str) -> None:
+    """Model "fresh": two configurations, one night, a TTFT SLO of 30 ms."""
+    engine = get_engine(db_url)
+    upgrade(engine)
+    for bs in (1, 8):
+        writer.load_result(
+            engine,
+            f.result(
+                f.config(model="fresh", batch_size=bs, slo_ttft_ms=30.0),
+                reqs=f.requests([5.0 * bs] * 4),
+                campaign=f.nightly(0, dag_id="llm_bench_smoke"),
+                started_at=f.T0 + timedelta(minutes=bs),
+            ),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -193,13 +232,17 @@ def test_importing_the_plugin_stays_light() -> None:
         "/benchmarks/api/series",
         "/benchmarks/api/models",
         "/benchmarks/api/regressions",
+        "/benchmarks/api/reports",
+        f"/benchmarks/reports/llm_bench_nightly/{REPORT}",
         "/benchmarks/icon.svg",
     ],
 )
-def test_without_a_session_nothing_is_served(client: TestClient, history: dict, path: str) -> None:
+def test_without_a_session_nothing_is_served(
+    client: TestClient, history: dict, reports: Path, path: str
+) -> None:
     response = client.get(path)
     assert response.status_code == 401
-    assert "llama-x" not in response.text
+    assert "llama-x" not in response.text and "report of" not in response.text
     forged = client.get(path, headers={"Authorization": "Bearer not.a.jwt"})
     assert forged.status_code == 403
     client.cookies.set("_token", "not.a.jwt")
@@ -310,10 +353,12 @@ def test_the_page_renders_chart_selectors_and_table(client: TestClient, history:
     assert 'value="5"' in html
     figure = json.loads(re.search(r"const figure = (.*);\n", html).group(1))  # type: ignore[union-attr]
     names = [t["name"] for t in figure["data"]]
-    assert names == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "regression", "improvement"]
+    # markers drawn worst last (on top); the legend lists them worst first
+    assert names == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "improvement", "regression"]
     assert figure["data"][1]["y"] == [ttft(2, n) for n in range(NIGHTS - 5, NIGHTS)]
-    assert figure["data"][2]["y"] == [ttft(2, NIGHTS - 1)]
-    assert "+125.0%" in figure["data"][2]["text"][0]
+    [regression] = [d for d in figure["data"] if d["name"] == "regression"]
+    assert regression["y"] == [ttft(2, NIGHTS - 1)]
+    assert "+125.0%" in regression["text"][0]
     script = re.search(r'<script src="(/benchmarks/plotly-[\d.]+\.min\.js)">', html).group(1)  # type: ignore[union-attr]
     js = client.get(script, headers=auth)
     assert (
@@ -396,7 +441,245 @@ def test_the_page_reads_through_a_read_only_connection(
         bench_ui.reader_engine().connect() as conn,
     ):
         conn.execute(sa.text("DELETE FROM regression"))
-    assert len(bench_ui.latest_regressions(get_engine(os.environ["BENCH_DB_URL"]), verdict="")) == 4
+    assert len(browse.latest_regressions(get_engine(os.environ["BENCH_DB_URL"]), verdict="")) == 4
+
+
+def test_the_bench_reader_login_is_used_when_configured(
+    client: TestClient, history: dict, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection bench_results_reader (here from its AIRFLOW_CONN_ variable)
+    wins over the writers' DB: the page reads as bench_reader (migration 010)."""
+    engine = get_engine(db_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ALTER ROLE bench_reader WITH LOGIN"))
+    url = sa.make_url(db_url)
+    reader = {
+        "conn_type": "postgres",
+        "host": url.query["host"],  # the embedded server's socket directory
+        "login": "bench_reader",
+        "schema": url.database,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BENCH_RESULTS_READER", json.dumps(reader))
+    monkeypatch.syspath_prepend(str(REPO / "plugins"))
+    import bench_ui
+
+    with bench_ui.reader_engine().connect() as conn:
+        assert conn.execute(sa.text("SELECT current_user")).scalar_one() == "bench_reader"
+    auth = login(client)
+    page = client.get("/benchmarks/?model=llama-x", headers=auth)
+    assert page.status_code == 200 and "bench_reader@" in page.text  # "Read-only view of ..."
+    assert client.get("/benchmarks/api/series?model=llama-x", headers=auth).json()["series"]
+
+
+# -- first nights --------------------------------------------------------------------------
+
+
+def test_first_nights_show_the_values_beside_the_chart_and_the_slo(
+    client: TestClient, first_night: None
+) -> None:
+    auth = login(client)
+    html = client.get("/benchmarks/?model=fresh", headers=auth).text
+    figure = json.loads(re.search(r"const figure = (.*);\n", html).group(1))  # type: ignore[union-attr]
+    assert [(d["type"], d["x"], d["y"]) for d in figure["data"]] == [
+        ("bar", ["fresh/fp32/bs1", "fresh/fp32/bs8"], [5.0, 40.0])
+    ]
+    [slo] = [s for s in figure["layout"]["shapes"] if s["line"]["dash"] == "dash"]
+    assert slo["y0"] == 30.0
+    table = html[html.index('<table id="values">') : html.index("</table>")]
+    assert table.count("<tr>") == 1 + 2 and "fresh/fp32/bs8" in table and ">40<" in table
+    assert "SLO 30 ms" in html
+    series = client.get("/benchmarks/api/series?model=fresh", headers=auth).json()["series"]
+    assert [s["slos"] for s in series] == [{"ttft": 30.0}, {"ttft": 30.0}]
+    # a metric no SLO bounds: no line
+    throughput = client.get("/benchmarks/?model=fresh&metric=output_tokens_per_s", headers=auth)
+    assert "SLO 30 ms" not in throughput.text
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def test_reports_are_listed_and_served_read_only(
+    client: TestClient, history: dict, reports: Path
+) -> None:
+    auth = login(client)
+    listed = client.get("/benchmarks/api/reports", headers=auth).json()["reports"]
+    assert [(r["dag_id"], r["run"]) for r in listed] == [
+        ("llm_bench_nightly", REPORT.removesuffix(".html")),
+        ("llm_bench_nightly", report_path(f.nightly(NIGHTS - 2)).stem),
+    ]
+    url = listed[0]["url"]
+    assert url == f"/benchmarks/reports/llm_bench_nightly/{REPORT}"  # what the report task logs
+    page = client.get("/benchmarks/", headers=auth).text
+    assert f'<a class="report-link" href="{url}">' in page
+    served = client.get(url, headers=auth)
+    assert served.status_code == 200 and served.text.endswith(
+        f"report of night {NIGHTS - 1}</title>"
+    )
+    assert served.headers["content-type"] == "text/html; charset=utf-8"
+    assert served.headers["content-security-policy"].startswith("sandbox allow-scripts")
+    assert served.headers["x-content-type-options"] == "nosniff"
+    for method in ("post", "put", "delete", "patch"):
+        assert getattr(client, method)(url, headers=auth).status_code == 405
+    assert client.post("/benchmarks/", headers=auth).status_code == 405
+
+
+def test_a_browser_without_a_session_logs_in_before_seeing_a_report(
+    client: TestClient, reports: Path
+) -> None:
+    response = client.get(
+        f"/benchmarks/reports/llm_bench_nightly/{REPORT}", headers={"Accept": "text/html"}
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith(
+        "/auth/login?next=http%3A%2F%2Ftestserver%2Fbenchmarks%2Freports%2F"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "reports/llm_bench_nightly/linked.html",  # a symbolic link to a file outside
+        "reports/%2e%2e/secret.html",
+        "reports/llm_bench_nightly/%2e%2e%2f%2e%2e%2fsecret.html",
+        "reports/..%2F..%2F/secret.html",
+        "reports/llm_bench_nightly/..%5C..%5Csecret.html",
+        "reports/llm_bench_nightly/%00.html",
+        f"reports/llm_bench_nightly/{REPORT.removesuffix('.html')}",
+        f"reports/llm_bench_nightly/{REPORT}%00.txt",
+        "reports/llm_bench_nightly/.hidden.html",
+        "reports/llm_bench_nightly",
+        "reports/nope/x.html",
+        "reports/" + "a" * 5000 + "/x.html",
+    ],
+)
+def test_only_report_files_are_reachable(client: TestClient, reports: Path, path: str) -> None:
+    response = client.get(f"/benchmarks/{path}", headers=login(client))
+    assert response.status_code == 404, response.text
+    assert "db password" not in response.text and "Traceback" not in response.text
+
+
+def raw_get(app: Any, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (an HTTP client would remove dot
+    segments first), straight through the ASGI app."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_dot_segments_never_leave_the_reports_folder(airflow_app: Any, reports: Path) -> None:
+    auth = login(TestClient(airflow_app))
+    for raw in (
+        "/benchmarks/reports/../secret.html",
+        "/benchmarks/reports/llm_bench_nightly/../../secret.html",
+        "/benchmarks/reports/../../../etc/passwd",
+        "/benchmarks/reports/llm_bench_nightly/..",
+    ):
+        status, body = raw_get(airflow_app, raw, auth)
+        assert status == 404 and b"db password" not in body and b"root:" not in body, raw
+
+
+# -- hostile input -------------------------------------------------------------------------
+
+HOSTILE = [
+    "' OR '1'='1",
+    "ttft_p50_ms'; DROP TABLE run; --",
+    "1; DELETE FROM regression",
+    "llama-x' UNION SELECT password FROM pg_shadow --",
+    "../../../../etc/passwd",
+    "<script>alert('xss')</script>",
+    '"><img src=x onerror=alert(1)>',
+    "{{ 7 * 7 }}{% for x in range(9) %}",
+    "\x00",
+    "\u202e\u0663",
+    "x" * 60_000,  # about what an HTTP client or server accepts in a URL
+    "-1",
+    "0",
+    "1.5",
+    "1e999",
+    "99999999999999999999999999",
+    "NaN",
+]
+#: Hostile values long and specific enough that finding one in SQL text means
+#: the text was built from input.
+INJECTED = [v for v in HOSTILE if len(v) >= 10]
+ENDPOINTS = {
+    "/benchmarks/": ("model", "metric", "last"),
+    "/benchmarks/api/series": ("model", "metric", "last"),
+    "/benchmarks/api/regressions": ("model", "verdict", "last"),
+    "/benchmarks/api/reports": ("last",),
+    "/benchmarks/api/models": ("model",),  # takes none: ignored
+}
+
+
+def table_counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        names = conn.execute(
+            sa.text(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            )
+        ).scalars()
+        return {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar_one() for n in names}
+
+
+def test_every_parameter_fuzzed_is_a_4xx_or_escaped_never_sql(
+    client: TestClient, history: dict, reports: Path, db_url: str
+) -> None:
+    engine = get_engine(db_url)
+    before = table_counts(engine)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    auth = login(client)
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        for path, names in ENDPOINTS.items():
+            for name in names:
+                for value in HOSTILE:
+                    for accept in ("application/json", "text/html"):
+                        response = client.get(
+                            path, params={name: value}, headers={**auth, "Accept": accept}
+                        )
+                        where = f"{path}?{name}={value[:40]!r} ({accept})"
+                        assert response.status_code in (200, 400), where
+                        assert "Traceback" not in response.text, where
+                        if response.status_code == 400:
+                            assert len(response.text) < 4000, where  # the value is not echoed whole
+                        if accept == "text/html" and ("<" in value or "'" in value):
+                            assert value not in response.text, where  # escaped, if shown at all
+        for value in map(functools.partial(quote, safe=""), HOSTILE):  # one path segment each
+            for path in (f"reports/{value}/{REPORT}", f"reports/llm_bench_nightly/{value}"):
+                response = client.get(f"/benchmarks/{path}", headers=auth)
+                assert response.status_code in (404, 405), (path[:60], response.status_code)
+                assert "db password" not in response.text and "Traceback" not in response.text
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    assert statements, "the fuzzed requests reached the database"
+    assert not [s for s in statements if any(v in s for v in INJECTED)]
+    assert table_counts(engine) == before
 
 
 # -- the real thing, in a browser ----------------------------------------------------------
@@ -447,12 +730,23 @@ def artifacts_dir() -> Path:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_logs_in_and_sees_the_chart_in_the_airflow_ui(
-    history: dict, tmp_path: Path
+    history: dict, first_night: None, db_url: str, tmp_path: Path
 ) -> None:
+    """Log in, see the trend with its regression markers, the first nights of
+    another model as bars beside their values, open a campaign's report from
+    the page, follow a regression to its DAG run. Screenshots of each view go
+    to $BENCH_ARTIFACTS (ui-benchmarks.png, ui-benchmarks-first-night.png,
+    ui-report.png): look at them."""
     binary = require_tool("chromium")
-    shot = artifacts_dir() / "ui-benchmarks.png"
-    shot.unlink(missing_ok=True)
-    with api_server(tmp_path / "logs") as af, chromium(binary) as page:
+    shots = {
+        name: artifacts_dir() / f"{name}.png"
+        for name in ("ui-benchmarks", "ui-benchmarks-first-night", "ui-report")
+    }
+    for shot in shots.values():
+        shot.unlink(missing_ok=True)
+    campaign = f.nightly(NIGHTS - 1)
+    write_campaign_report(get_engine(db_url), campaign.dag_run_id, report_path(campaign))
+    with api_server(tmp_path / "logs") as af, chromium(binary, height=1000) as page:
         page.goto(f"{af.base_url}/plugin/{UI_ROUTE}")
         # no session: the UI sends the browser to Airflow's login page
         page.wait_for("!!document.querySelector('input[name=password]')")
@@ -466,19 +760,46 @@ def test_browser_logs_in_and_sees_the_chart_in_the_airflow_ui(
             f"{frame}?.querySelectorAll('#trend .scatterlayer .trace').length >= 4", timeout_s=120
         )
         # the UI mirrors the iframe's location into its own (deep links)
-        assert page.evaluate("location.pathname") == f"/plugin/{UI_ROUTE}/benchmarks/"
+        page.wait_for(f"location.pathname === '/plugin/{UI_ROUTE}/benchmarks/'")
         assert page.evaluate(f"{frame}.location.pathname") == "/benchmarks/"
         traces = page.evaluate(f"{frame}.getElementById('trend').data.map(t => t.name)")
-        assert traces == ["llama-x/fp32/bs1", "llama-x/fp32/bs2", "regression", "improvement"]
+        # 30 runs: bs 2's jump on the last night is also a change point
+        assert traces == [
+            "llama-x/fp32/bs1",
+            "llama-x/fp32/bs2",
+            "change point",
+            "improvement",
+            "regression",
+        ]
         assert page.evaluate(f"{frame}.querySelectorAll('#regressions tbody tr').length") == 3
         assert page.evaluate(
             "[...document.querySelectorAll('a, button')].some(e => e.textContent.trim() === 'Benchmarks')"
         ), "a Benchmarks entry in the navigation bar"
-        page.screenshot(shot)
-        # a regression's DAG run link opens that run in the Airflow UI itself
+        page.screenshot(shots["ui-benchmarks"])
+
+        # the first night of another model: bars, the values beside them, the SLO
+        page.evaluate(f"{frame}.defaultView.location.assign('/benchmarks/?model=fresh')")
+        page.wait_for(f"{frame}?.querySelectorAll('#trend .barlayer .point').length === 2")
+        assert page.evaluate(f"{frame}.querySelectorAll('#values tbody tr').length") == 2
+        assert page.evaluate(f"{frame}.querySelector('#trend').textContent").count("SLO 30 ms")
+        page.screenshot(shots["ui-benchmarks-first-night"])
+
+        # a campaign's report, opened from the page, inside the Airflow UI; it runs
+        # sandboxed in an origin of its own, so the UI can no longer read the frame
+        page.evaluate(f"{frame}.querySelector('#reports a.report-link').click()")
+        page.wait_for(
+            "document.querySelector('iframe') && !document.querySelector('iframe').contentDocument"
+        )
+        time.sleep(10)  # plotly draws the report's charts (it cannot be asked from outside)
+        page.screenshot(shots["ui-report"])
+
+        # back on the page, a regression's DAG run link opens that run in the Airflow UI
+        page.goto(f"{af.base_url}/plugin/{UI_ROUTE}")
+        page.wait_for(f"!!{frame}?.querySelector('#regressions tbody a')", timeout_s=120)
         page.evaluate(f"{frame}.querySelector('#regressions tbody a').click()")
         run_path = f"/dags/llm_bench_nightly/runs/{f.nightly(NIGHTS - 1).dag_run_id}"
         page.wait_for(f"decodeURIComponent(location.pathname) === {json.dumps(run_path)}")
         page.wait_for("!document.querySelector('iframe')")  # the UI's own page, not nested
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 30_000, "a screenshot of a blank page compresses to a few KB"
+    for shot in shots.values():
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.stat().st_size > 30_000, f"{shot.name}: a blank page compresses to a few KB"

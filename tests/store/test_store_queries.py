@@ -191,27 +191,97 @@ def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> 
     assert [r["n_runs"] for r in everything] == [NIGHTS] * 3
 
 
-def test_queries_are_runnable_with_psql(engine: sa.Engine, history: dict) -> None:
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("metric_series", {"model": "m", "metric": "ttft_p50_ms", "last": "3", "fingerprint": ""}),
+        ("latest_vs_previous", {"model": "m", "metric": "ttft_p50_ms", "last": "5"}),
+        (
+            "campaign_vs_baseline",
+            {"campaign": f.nightly(9).dag_run_id, "metric": "ttft_p50_ms", "last": "3"},
+        ),
+        ("best_batch_size", {"slo_ttft_p99_ms": "30", "model": ""}),
+        ("latest_per_config", {"model": "m"}),
+    ],
+)
+def test_queries_are_runnable_with_psql(
+    engine: sa.Engine, history: dict, name: str, params: dict[str, str]
+) -> None:
+    """psql, given the header's variables, returns what run_query returns."""
     url = libpq_url(engine.url.render_as_string(hide_password=False))
-    variables = {"model": "m", "metric": "ttft_p50_ms", "last": "3", "fingerprint": ""}
-    argv = [
-        psql_binary(),
-        url,
-        "--csv",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-f",
-        str(REPO / "sql/queries/metric_series.sql"),
-    ]
-    for name, value in variables.items():
-        argv += ["-v", f"{name}={value}"]
+    argv = [psql_binary(), url, "--csv", "-v", "ON_ERROR_STOP=1"]
+    for var, value in params.items():
+        argv += ["-v", f"{var}={value}"]
+    argv += ["-f", str(REPO / f"sql/queries/{name}.sql")]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    from_psql = [(r["label"], float(r["value"])) for r in csv.DictReader(io.StringIO(out))]
-    from_python = [
-        (r["label"], r["value"])
-        for r in queries.run_query(engine, "metric_series", model="m", last=3)
-    ]
-    assert from_psql == from_python and len(from_psql) == 9
+    from_psql = list(csv.DictReader(io.StringIO(out)))
+    from_python = queries.run_query(engine, name, **params)
+    assert from_psql and len(from_psql) == len(from_python)
+    for text_row, row in zip(from_psql, from_python, strict=True):
+        assert list(text_row) == list(row)
+        for key, value in row.items():
+            if isinstance(value, float):
+                assert float(text_row[key]) == pytest.approx(value), (name, key)
+            elif isinstance(value, str | int) and not isinstance(value, bool):
+                assert text_row[key] == str(value), (name, key)
+
+
+def test_the_shared_sql_pieces_as_psql_users_call_them(engine: sa.Engine, history: dict) -> None:
+    """config_runs / config_baseline / v_latest_run (migration 009), as README shows them."""
+    with engine.connect() as conn:
+        config_id = conn.execute(
+            sa.text("SELECT id FROM benchmark_config WHERE label = 'm/fp32/bs2'")
+        ).scalar_one()
+        night7 = history[2, 7].started_at
+        runs = conn.execute(
+            sa.text("SELECT * FROM config_runs(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": night7},
+        ).all()
+        assert [r.value for r in runs] == [ttft(2, n) for n in (6, 5, 4)]  # newest first, before t
+        base = conn.execute(
+            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": night7},
+        ).one()
+        assert (base.previous, base.median, base.n_baseline) == (ttft(2, 6), ttft(2, 5), 3)
+        first = conn.execute(
+            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
+            {"c": config_id, "t": history[2, 0].started_at},
+        ).one()
+        assert (first.previous, first.median, first.n_baseline) == (None, None, 0)
+        latest = conn.execute(
+            sa.text(
+                "SELECT label, run_id, ttft_p99_ms FROM v_latest_run WHERE model = 'm' ORDER BY label"
+            )
+        ).all()
+    assert [(r.label, r.ttft_p99_ms) for r in latest] == [
+        (f"m/fp32/bs{bs}", ttft(bs, NIGHTS - 1)) for bs in BATCH_SIZES
+    ]  # the oom configuration has no successful run
+
+
+@pytest.mark.parametrize("name", ["campaign_vs_baseline", "latest_vs_previous"])
+def test_the_shared_functions_are_inlined(engine: sa.Engine, history: dict, name: str) -> None:
+    """config_runs / config_baseline (migration 009) cost what the subqueries
+    written out by hand cost: the planner inlines them, so the plan holds index
+    scans of run_config_ok_started_idx and no opaque Function Scan."""
+    params = {"campaign": f.nightly(9).dag_run_id} if name == "campaign_vs_baseline" else {}
+    with engine.connect() as conn:
+        plan = "\n".join(
+            conn.execute(
+                sa.text("EXPLAIN " + queries.load_query(name)), queries.bind_params(name, **params)
+            ).scalars()
+        )
+    assert "Function Scan" not in plan, plan
+    assert "run_config_ok_started_idx" in plan, plan
+
+
+def test_config_slos_come_from_the_newest_run(engine: sa.Engine, history: dict) -> None:
+    assert queries.run_query(engine, "config_slos", model="m") == []  # no SLO set
+    with_slo = f.config(model="m", batch_size=2, slo_ttft_ms=25.0)
+    later = f.result(with_slo, campaign=f.nightly(NIGHTS), started_at=f.T0 + timedelta(days=NIGHTS))
+    writer.load(engine, later)
+    [row] = queries.run_query(engine, "config_slos", model="m")
+    assert (row["label"], row["fingerprint"]) == ("m/fp32/bs2", later.fingerprint)
+    assert (row["slo_ttft_ms"], row["slo_tpot_ms"]) == (25.0, None)
 
 
 def test_every_query_header_matches_its_sql() -> None:

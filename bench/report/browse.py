@@ -1,0 +1,249 @@
+"""What the Airflow Benchmarks page shows, as plain functions over the results DB.
+
+The plugin (``plugins/bench_ui.py``) is a thin shell: it routes requests,
+checks Airflow's auth and renders a template; choosing the view from the
+query parameters, reading the series and verdicts, drawing the figure and
+shaping the JSON all happen here, with the same readers
+(:mod:`bench.report.trends`) and the same figure builder
+(:mod:`bench.report.figures`) as the HTML report.
+
+Query parameters are untrusted: each is checked against a closed set (the
+metrics, the verdicts, the models the DB holds) or parsed as a bounded
+integer before any SQL runs, and an error message quotes at most
+:data:`SHOWN_CHARS` of it. Values reach SQL only as bound parameters of the
+named queries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import plotly.graph_objects as go
+import sqlalchemy as sa
+
+from bench.errors import ConfigError
+from bench.report.data import ConfigSeries, Marker
+from bench.report.figures import (
+    display_names,
+    first_nights,
+    marker_label,
+    metric_figure,
+    slo_values,
+)
+from bench.report.trends import model_series
+from bench.stats.types import VERDICTS
+from bench.store.queries import RUN_METRICS, run_query
+
+DEFAULT_METRIC = "ttft_p50_ms"
+DEFAULT_LAST = 30
+MAX_LAST = 1000
+#: Rows of the "latest regressions" table on the page.
+REGRESSIONS_SHOWN = 20
+#: Reports listed on the page (the JSON API lists up to MAX_LAST).
+REPORTS_SHOWN = 10
+#: Longest piece of a bad parameter quoted back in an error message.
+SHOWN_CHARS = 60
+
+
+@dataclass(frozen=True)
+class View:
+    """The validated query parameters of the page and of ``api/series``."""
+
+    model: str | None  # None: the DB holds no model yet
+    metric: str
+    last: int
+
+
+def shown(value: str) -> str:
+    """A parameter as an error message quotes it: repr, cut to SHOWN_CHARS."""
+    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "...")
+
+
+def parse_last(last: str | None, default: int = DEFAULT_LAST, name: str = "last") -> int:
+    """``last`` as an integer in 1..MAX_LAST (ASCII digits only); ConfigError otherwise."""
+    if last is None or last == "":
+        return default
+    if not (last.isascii() and last.isdigit() and 1 <= int(last) <= MAX_LAST):
+        raise ConfigError(f"{name} must be an integer from 1 to {MAX_LAST}, got {shown(last)}")
+    return int(last)
+
+
+def parse_metric(metric: str | None) -> str:
+    metric = metric or DEFAULT_METRIC
+    if metric not in RUN_METRICS:
+        raise ConfigError(
+            f"unknown metric {shown(metric)}; choose one of: {', '.join(RUN_METRICS)}"
+        )
+    return metric
+
+
+def parse_verdict(verdict: str | None) -> str:
+    """A verdict to filter on: ``regression`` by default, ``''`` for every one."""
+    if verdict is None:
+        return "regression"
+    if verdict and verdict not in VERDICTS:
+        raise ConfigError(f"unknown verdict {shown(verdict)}; choose one of: {', '.join(VERDICTS)}")
+    return verdict
+
+
+def parse_model(models: Sequence[dict[str, Any]], model: str | None) -> str | None:
+    """A model the DB holds (``''`` or None: no filter); ConfigError naming the choices."""
+    if not model:
+        return None
+    names = [str(m["model"]) for m in models]
+    if model not in names:
+        listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        raise ConfigError(
+            f"unknown model {shown(model)}; models with results: {listed or 'none yet'}"
+        )
+    return model
+
+
+def list_models(engine: sa.Engine) -> list[dict[str, Any]]:
+    return run_query(engine, "benchmark_models")
+
+
+def parse_view(
+    models: Sequence[dict[str, Any]], model: str | None, metric: str | None, last: str | None
+) -> View:
+    """Check the parameters against the metrics and the DB's models. No model
+    given: the one that ran most recently."""
+    chosen = parse_model(models, model)
+    metric, n = parse_metric(metric), parse_last(last)
+    if chosen or not models:
+        return View(chosen, metric, n)
+    ran = [m for m in models if m["last_started_at"] is not None]
+    newest = max(ran, key=lambda m: m["last_started_at"]) if ran else models[0]
+    return View(str(newest["model"]), metric, n)
+
+
+def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
+    """Each configuration of the view's model: its newest ``last`` ok runs with
+    the verdicts and change points on the view's metric (the report's reader)."""
+    if view.model is None:
+        return []
+    return model_series(engine, view.model, [view.metric], last=view.last)
+
+
+def figure(view: View, series: Sequence[ConfigSeries]) -> go.Figure:
+    if first_nights(series):
+        title = f"{view.metric} of {view.model}: first runs"
+    else:
+        runs = "run" if view.last == 1 else f"{view.last} runs"
+        title = f"{view.metric} of {view.model}, newest {runs} per configuration"
+    return metric_figure(view.metric, series, title)
+
+
+def first_night_rows(view: View, series: Sequence[ConfigSeries]) -> list[dict[str, Any]]:
+    """The values as a table, newest run first per configuration, each with its
+    change against the run before: what the page shows beside the chart while
+    the history is too short for a trend."""
+    if not first_nights(series):
+        return []
+    rows = []
+    for s, name in zip(series, display_names(series), strict=True):
+        verdicts = _verdicts(s, view.metric)
+        values = [_finite(v) for v in s.values[view.metric]]
+        for i in reversed(range(len(s.nights))):
+            mark = verdicts.get(s.nights[i])
+            rows.append(
+                {
+                    "config": name,
+                    "started_at": s.nights[i],
+                    "run": s.runs[i] if s.runs else "",
+                    "value": values[i],
+                    "change_pct": _change_pct(values[i], values[i - 1]) if i else None,
+                    "verdict": mark.kind if mark else None,
+                    "verdict_text": marker_label(mark.kind, mark.change_pct, mark.p_value)
+                    if mark
+                    else "",
+                }
+            )
+    return rows
+
+
+def slo_lines(view: View, series: Sequence[ConfigSeries]) -> list[float]:
+    """The SLO values drawn on this view's chart (none for a metric no SLO bounds)."""
+    return slo_values(series, view.metric)
+
+
+def series_json(view: View, series: Sequence[ConfigSeries]) -> list[dict[str, Any]]:
+    """``api/series``: per configuration, its points with the verdict (and change
+    point) on the view's metric."""
+    out = []
+    for s in series:
+        verdicts = _verdicts(s, view.metric)
+        changes = {
+            m.night: m for m in s.markers if m.metric == view.metric and m.kind == "changepoint"
+        }
+        points = []
+        for i, night in enumerate(s.nights):
+            mark, change = verdicts.get(night), changes.get(night)
+            points.append(
+                {
+                    "run_id": s.run_ids[i] if s.run_ids else None,
+                    "started_at": night,
+                    "dag_run_id": s.runs[i] if s.runs else None,
+                    "value": _finite(s.values[view.metric][i]),
+                    "verdict": None
+                    if mark is None
+                    else {
+                        "verdict": mark.kind,
+                        "baseline": mark.baseline,
+                        "current": mark.current,
+                        "change_pct": mark.change_pct,
+                        "p_value": mark.p_value,
+                    },
+                    "changepoint": None if change is None else {"change_pct": change.change_pct},
+                }
+            )
+        out.append(
+            {
+                "label": s.config,
+                "fingerprint": s.fingerprint,
+                "slos": dict(s.slos),
+                "points": points,
+            }
+        )
+    return out
+
+
+def latest_regressions(
+    engine: sa.Engine,
+    *,
+    model: str = "",
+    verdict: str = "regression",
+    last: int = REGRESSIONS_SHOWN,
+) -> list[dict[str, Any]]:
+    """The newest detector verdicts (every model by default), newest run first,
+    each with the Airflow UI path of its DAG run (``href``)."""
+    rows = run_query(engine, "latest_regressions", verdict=verdict, model=model, last=last)
+    for r in rows:
+        r["href"] = dag_run_path(r["dag_id"], r["dag_run_id"])
+    return rows
+
+
+def dag_run_path(dag_id: str | None, dag_run_id: str) -> str | None:
+    """The Airflow UI path of a DAG run, relative to the Airflow base URL
+    (None for a `bench run` from the shell, which has no DAG)."""
+    if not dag_id:
+        return None
+    return f"dags/{quote(dag_id, safe='')}/runs/{quote(dag_run_id, safe='')}"
+
+
+def _verdicts(series: ConfigSeries, metric: str) -> dict[Any, Marker]:
+    return {m.night: m for m in series.markers if m.metric == metric and m.kind != "changepoint"}
+
+
+def _change_pct(value: float | None, before: float | None) -> float | None:
+    if value is None or not before:
+        return None
+    return 100.0 * (value - before) / before
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
