@@ -1,4 +1,4 @@
-"""Device discovery and per-device memory accounting.
+"""Device discovery, per-device memory accounting, driver and firmware facts.
 
 ``auto`` means hpu when habana_frameworks imports and a card is visible,
 else cuda when torch sees a GPU, else cpu. Asking for a device that is not
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import resource
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import DeviceError
@@ -119,13 +123,131 @@ def host_peak_rss_bytes() -> int:
     return peak if os.uname().sysname == "Darwin" else peak * 1024
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip() or None
     except OSError:
         pass
+    return None
+
+
+def cpu_name() -> str:
+    name = _cpuinfo("model name")
+    if name:
+        return name
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def cpu_microcode() -> str | None:
+    """The CPU's microcode revision (Linux): firmware that changes speed too."""
+    return _cpuinfo("microcode")
+
+
+# -- driver and firmware from the vendors' tools ----------------------------------------
+#
+# NVML and HLML answer these when their Python bindings are installed
+# (bench.telemetry); the command-line tools are the fallback. Parsers are
+# pure functions over the tools' text, tested on recorded outputs in
+# tests/data/.
+
+#: ``nvidia-smi --query-gpu`` fields, in order.
+NVIDIA_SMI_FIELDS: tuple[str, ...] = ("index", "name", "driver_version", "vbios_version")
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the vendor tool says about the cards: model, driver, firmware."""
+
+    name: str | None = None
+    driver_version: str | None = None
+    firmware_version: str | None = None
+    count: int = 0
+
+
+def _clean(value: str | None) -> str | None:
+    text = (value or "").strip().strip('"').strip()
+    return None if text.lower() in ("", "n/a", "[n/a]", "[not supported]", "unknown") else text
+
+
+def parse_nvidia_smi(text: str) -> DeviceFacts:
+    """``nvidia-smi --query-gpu=index,name,driver_version,vbios_version
+    --format=csv,noheader``: one line per GPU; the first GPU's values."""
+    rows = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != len(NVIDIA_SMI_FIELDS) or parts[0].lower() == "index":
+            continue
+        rows.append(dict(zip(NVIDIA_SMI_FIELDS, parts, strict=True)))
+    if not rows:
+        return DeviceFacts()
+    first = rows[0]
+    return DeviceFacts(
+        name=_clean(first["name"]),
+        driver_version=_clean(first["driver_version"]),
+        firmware_version=_clean(first["vbios_version"]),
+        count=len(rows),
+    )
+
+
+_HL_SMI_KEY = re.compile(r"^\s*([^:]+?)\s*:\s?(.*)$")
+
+
+def parse_hl_smi_query(text: str) -> DeviceFacts:
+    """``hl-smi -q``: ``Key : value`` lines, the driver once, then one block
+    per card; the first card's product name and firmware (FIT) version."""
+    driver = name = firmware = None
+    cards = 0
+    for line in text.splitlines():
+        match = _HL_SMI_KEY.match(line)
+        if not match:
+            continue
+        key, value = match.group(1).strip().lower(), _clean(match.group(2))
+        if key == "driver version":
+            driver = driver or value
+        elif key == "product name":
+            cards += 1
+            name = name or value
+        elif key.startswith("firmware [fit] version"):
+            firmware = firmware or value
+    return DeviceFacts(name=name, driver_version=driver, firmware_version=firmware, count=cards)
+
+
+def _tool_output(argv: list[str], timeout_s: float = 10.0) -> str | None:
+    exe = shutil.which(argv[0])
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+            env={**os.environ, "ENABLE_CONSOLE": "true"},  # hl-smi prints nothing without it
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def nvidia_smi_facts() -> DeviceFacts:
+    out = _tool_output(
+        ["nvidia-smi", f"--query-gpu={','.join(NVIDIA_SMI_FIELDS)}", "--format=csv,noheader"]
+    )
+    return parse_nvidia_smi(out) if out else DeviceFacts()
+
+
+def hl_smi_facts() -> DeviceFacts:
+    out = _tool_output(["hl-smi", "-q"], timeout_s=30.0)
+    return parse_hl_smi_query(out) if out else DeviceFacts()
+
+
+def gaudi_firmware_version() -> str | None:
+    """The first card's firmware (FIT) version: HLML, else ``hl-smi -q``."""
+    from bench.power.hlml import hlml_versions
+
+    return hlml_versions()[1] or hl_smi_facts().firmware_version

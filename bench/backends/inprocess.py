@@ -69,6 +69,8 @@ class InProcessBackend:
         self._texts: dict[str, str] = {}
         self._templated = bool(config.options.get("chat_template", False))
         self._eos_ids: tuple[int, ...] = ()
+        #: What identifies the loaded weights (bench.environment.model_revision).
+        self.revision: str | None = None
 
     # -- hooks for subclasses ---------------------------------------------------------
 
@@ -111,6 +113,10 @@ class InProcessBackend:
         started = time.perf_counter()
         self.model = self._load_model(path)
         log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
+        from bench.environment import model_revision
+
+        commit = getattr(getattr(self.model, "config", None), "_commit_hash", None)
+        self.revision = model_revision(path, commit if isinstance(commit, str) else None)
         self.generation_config = self._generation_config()
 
     def _generation_config(self) -> Any:
@@ -227,7 +233,7 @@ class InProcessBackend:
         return None
 
     def info(self) -> BackendInfo:
-        return BackendInfo()
+        return BackendInfo(model_revision=self.revision)
 
     def close(self) -> None:
         self.model = None

@@ -115,7 +115,11 @@ class Stub:
             app.router.add_post(prefix + "/v1/chat/completions", self.complete)
             app.router.add_get(prefix + "/v1/models", self.models)
         app.router.add_get("/_log", self.show_log)
+        app.router.add_get("/version", self.version)  # vLLM's version endpoint
         return app
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.0.0-stub"})
 
     def _authorized(self, request: web.Request) -> bool:
         if not request.path.startswith("/auth"):

@@ -95,6 +95,8 @@ class OpenAIBackend:
         self._payloads: dict[str, bytes] = {}
         self._prompt_tokens: dict[str, int] = {}
         self._server: str | None = None
+        #: (version, model revision) from the server's version endpoint, when it has one.
+        self._server_version: tuple[str | None, str | None] = (None, None)
 
     def load(self) -> None:
         """Open the HTTP session on a private event loop and probe the endpoint.
@@ -112,6 +114,7 @@ class OpenAIBackend:
         self._loop = asyncio.new_event_loop()
         self._session = self._loop.run_until_complete(self._open_session(headers))
         self._loop.run_until_complete(self._probe())
+        self._server_version = self._loop.run_until_complete(self._version())
         self._tokenizer = self._load_tokenizer()
 
     def check(self, requests: Sequence[Request]) -> None:
@@ -144,6 +147,8 @@ class OpenAIBackend:
         parts = urlsplit(self.url)
         return BackendInfo(
             device_name=f"endpoint {parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}",
+            runtime_version=self._server_version[0],
+            model_revision=self._server_version[1],
             extra={
                 "url": redact_url(self.url),
                 "served_model": self.model_name,
@@ -202,6 +207,29 @@ class OpenAIBackend:
             raise ModelLoadError(
                 f"cannot reach the endpoint {redact_url(models_url)}: {detail}"
             ) from None
+
+    async def _version(self) -> tuple[str | None, str | None]:
+        """The server's own version (and model revision): vLLM answers
+        ``GET /version`` with ``{"version": ...}``, TGI ``GET /info`` with
+        ``version`` and ``model_sha``. (None, None) when neither answers."""
+        import aiohttp
+
+        assert self._session is not None
+        root = self.base.removesuffix("/v1")
+        for path in ("/version", "/info"):
+            try:
+                async with self._session.get(
+                    root + path, timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT_S)
+                ) as resp:
+                    if resp.status != 200:
+                        continue
+                    body = json.loads(await resp.read())
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                continue
+            if isinstance(body, dict) and isinstance(body.get("version"), str):
+                sha = body.get("model_sha")
+                return f"{body['version']} ({path})", sha if isinstance(sha, str) else None
+        return None, None
 
     def _load_tokenizer(self) -> Any:
         spec = self.config.options.get("tokenizer")
