@@ -50,7 +50,7 @@ def campaign(
                 current=night(rng, base * tonight[c]),
                 history=history,
                 campaigns=list(range(K)),
-                windows=dict.fromkeys(METRICS, list(range(K))),
+                windows={m: list(range(K)) for m in METRICS},
                 confirm=None
                 if confirm is None or c not in confirm
                 else night(rng, base * confirm[c]),
