@@ -209,6 +209,7 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
         if run["confirm_run_id"] is not None and run["confirm_status"] == "ok":
             confirm = store.summary_night(int(run["confirm_run_id"]))
         env = store.environment(run["environment_id"]) or {}
+        hosts = [(store.environment(r["environment_id"]) or {}).get("host") for r in history]
         subject = Subject(
             key=int(run["run_id"]),
             label=str(run["label"]),
@@ -219,7 +220,9 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
             campaigns=[int(r["campaign_id"]) for r in history],
             windows=_windows(history, k),
             previous=_previous(store.engine, history),
+            history_hosts=hosts,
             confirm=confirm,
+            confirm_host=run["confirm_host"],
         )
         inputs.append(_Input({**run, "host": run["host"] or env.get("host")}, history, subject))
     return inputs

@@ -240,7 +240,7 @@ class Lever:
 LEVERS: tuple[Lever, ...] = (
     Lever("per-config gate (before)", common_mode=False, confirm=False),
     Lever("+ confirm run (a)", common_mode=False, confirm=True),
-    Lever("+ common mode (b)", common_mode=True, confirm=False),
+    Lever("+ common mode, hosts (b)", common_mode=True, confirm=False),
     Lever("+ both (shipped)", common_mode=True, confirm=True),
     Lever("+ both, 4x requests (c)", common_mode=True, confirm=True, extra=4),
 )
@@ -313,6 +313,7 @@ def _subjects(
             campaigns=list(range(t - K, t)),
             windows=dict.fromkeys(EVAL_METRICS, window),
             previous=previous.get(c, {}),
+            history_hosts=[hist.host(c, i) for i in range(t - K, t)],
         )
         for c in range(hist.noise.configs)
     ]
@@ -337,11 +338,7 @@ def _run_campaign(job: CampaignJob) -> CampaignOutcome:
         subjects = _subjects(hist, t, previous[False]), _subjects(hist, t, previous[True])
         base = {
             cm: judge_campaign(
-                subjects[cm],
-                thresholds=limits,
-                metrics=EVAL_METRICS,
-                common_mode=cm,
-                host_anomalies=cm,
+                subjects[cm], thresholds=limits, metrics=EVAL_METRICS, common_mode=cm
             )
             for cm in (False, True)
         }
@@ -352,8 +349,10 @@ def _run_campaign(job: CampaignJob) -> CampaignOutcome:
             judged = base[lever.common_mode]
             if lever.confirm and (keys_ := judged.to_confirm()):
                 out.confirms[lever.name] += len(keys_)
+                reruns = {c: hist.confirm(int(c), t, lever.extra) for c in keys_}  # type: ignore[call-overload]
                 judged = judged.with_confirms(
-                    {c: hist.confirm(int(c), t, lever.extra)[0] for c in keys_}  # type: ignore[call-overload]
+                    {c: night for c, (night, _) in reruns.items()},
+                    {c: f"host{host}" for c, (_, host) in reruns.items()},
                 )
             for j in judged.judgements:
                 c = int(j.key)  # type: ignore[call-overload]

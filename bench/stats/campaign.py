@@ -2,45 +2,48 @@
 
 :func:`bench.stats.detect` judges one configuration against its own history.
 A nightly campaign runs many configurations of one device class on the same
-night, and that is information the per-configuration gate throws away.
+night, on a few hosts, and that is information the per-configuration gate
+throws away.
 
 Why three more pieces
 ---------------------
 A night's shift of one configuration has three parts (the evaluation's noise
 model, ``bench.stats.synthetic.CampaignNoise``): a part every configuration
 of the campaign shares (the cluster's temperature, a shared filesystem, a
-firmware state), a part the configurations on one host share (that node's
-clocks and neighbours), and a part of the run alone (its process: allocator
-layout, graph compilation, a preemption). The per-configuration gate sees
-their sum and must wait for a second night before it believes a step.
+firmware state), a part the runs on one host share that night (the node's
+clocks, thermals, neighbours), and a part of the run alone (its process:
+allocator layout, graph compilation, a preemption). The per-configuration
+gate sees their sum, and must wait for a second night before it believes a
+step.
 
-1. **Common mode.** Within a group of comparable configurations (the device
-   class), the median of their deviations from their own baselines is the
-   night's common shift. On the baseline nights it is noise, and removing it
-   from every night leaves each configuration's own deviation, with a
-   smaller spread. Tonight's common shift is judged against its own history:
-   inside its usual range (|z| < :data:`QUIET_Z`) it is taken out; large and
-   notable (|z| >= :data:`SHIFT_Z` and at least the minimum effect) it is a
-   real campaign-wide shift (when at least :data:`SHIFT_SHARE` of the group
-   moved with it), reported as one ``campaign_shift`` verdict naming the
-   configurations that moved with it, and each configuration is
-   still judged on its deviation from it (so one that moved differently is
-   still flagged: nothing is hidden); in between, nothing is taken out and
-   every configuration is judged raw, as before. The median needs
-   :data:`MIN_COMMON` configurations and ignores a minority that moved:
-   one configuration's own regression does not move it.
-2. **Host anomaly.** When every configuration that ran on one host got worse
-   (at least :data:`MIN_HOST_FLAGGED` of them flagged) and none on another
-   host was flagged, the node is the likelier cause: one ``host_anomaly``
-   verdict naming the host replaces their separate findings.
-3. **Confirm run.** A configuration flagged ``suspicious`` (worse) tonight is
-   re-run once in the same campaign, on whichever worker takes it; the
-   re-run shares the campaign's common part, shares the host part only if
-   it lands on the same node, and draws a fresh run part. It is judged
-   exactly as a second night would be: the confirm run against the same
-   baseline, with the campaign's run as "last night" (``z_confirm``, and the
-   minimum effect on the mean change of both runs). Confirmed, the finding
-   becomes a ``regression`` on the first night.
+1. **Common mode, in two levels.** Within a group of comparable
+   configurations (the device class), the median of their deviations from
+   their own baselines is the night's campaign shift; the median of what is
+   left among the runs of one host is that host's shift. On the baseline
+   nights both are noise, and taking them out of every night leaves each
+   configuration's own deviation, with a smaller spread. Tonight's shifts are
+   judged against their own history: inside their usual range
+   (|z| < :data:`QUIET_Z`) they are taken out; large and notable (|z| >=
+   :data:`SHIFT_Z`, at least the minimum effect, and at least
+   :data:`SHIFT_SHARE` of the configurations moved with it) they are real:
+   one ``campaign_shift`` verdict for the group, or one ``host_anomaly``
+   naming the host when every configuration on it got worse and the other
+   hosts did not; each configuration is still judged on its own deviation,
+   so one that moved differently is still flagged and nothing is hidden. In
+   between, nothing is taken out and the configurations are judged raw, as
+   before. Medians ignore a minority that moved: one configuration's own
+   regression does not move them. A campaign level needs :data:`MIN_COMMON`
+   configurations, a host level :data:`MIN_HOST` on that host.
+2. **Confirm run.** A configuration worse tonight by at least
+   :data:`RERUN_Z_SCALE` of the metric's z is re-run once in the same
+   campaign, on whichever worker takes it. The re-run shares the campaign's
+   shift, shares a host's only if it lands there (each is taken out as for
+   the campaign's runs), and draws a fresh run part. It is judged exactly as
+   a second night would be: against the same baseline, with the campaign's
+   run as "last night" (``z_confirm`` scaled the same way, the minimum effect
+   on the mean change of both runs). Confirmed, the finding is a
+   ``regression`` on the first night; a flag below the metric's own z that
+   the re-run does not bear out leaves no row.
 
 ``docs/regressions.md`` has the rules in prose, ``docs/performance.md`` what
 each piece buys under the evaluation's noise model.
@@ -64,39 +67,41 @@ from bench.stats.detector import (
     detect,
 )
 from bench.stats.robust import median, median_inflation, median_sd
-from bench.stats.thresholds import parse_thresholds
-from bench.stats.types import KEY_METRICS, METRICS, Direction, Finding, Night, source
+from bench.stats.thresholds import Threshold, parse_thresholds
+from bench.stats.types import KEY_METRICS, METRICS, Direction, Finding, Night
 
-#: Configurations of a group needed to estimate a night's common shift.
+#: Configurations of a group needed to estimate a night's campaign shift.
 MIN_COMMON = 4
-#: A common shift within this many of its own spreads is noise and is taken out.
+#: Runs on one host needed to estimate that host's shift for a night.
+MIN_HOST = 3
+#: A shift within this many of its own spreads is noise and is taken out.
 QUIET_Z = 2.0
-#: A common shift of at least this many spreads (and the minimum effect) is a campaign_shift ...
+#: A shift of at least this many spreads (and the minimum effect) is real ...
 SHIFT_Z = 3.0
-#: ... when at least this share of the group moved with it, by half of it or more (half the
-#: configurations moving is a bad host or a change to some of them, not the campaign).
+#: ... when at least this share of the configurations moved with it, by half of it or
+#: more (half of them moving is a change to some configurations, not to all).
 SHIFT_SHARE = 0.75
-#: Configurations of one host that must be flagged before the host is blamed.
-MIN_HOST_FLAGGED = 2
 #: With a confirm run, two runs share the burden of proof: a run is worth confirming
 #: from this fraction of the metric's z on, and the confirm run needs this fraction of
 #: ``z_confirm`` (chosen on the evaluation's seed 7, reported on seed 0).
 RERUN_Z_SCALE = 0.75
 
 GroupVerdict = Literal["campaign_shift", "host_anomaly"]
+Mode = Literal["adjust", "shift", "raw"]
 
 
 @dataclass(frozen=True)
 class Subject:
     """One configuration's run in tonight's campaign, and what it is judged against.
 
-    ``history`` are the configuration's earlier ok runs, oldest first, and
-    ``campaigns`` the campaign of each (any keys that sort in time order);
-    ``windows`` gives, per metric, the indices of ``history`` forming that
-    metric's baseline (:func:`bench.stats.baseline_window`). ``group`` holds
-    configurations that share a night's conditions (the device class);
-    ``previous`` maps a metric to last night's finding; ``confirm`` is a
-    same-night re-run of this configuration, if one ran.
+    ``history`` are the configuration's earlier ok runs, oldest first, with
+    the campaign of each in ``campaigns`` (keys that sort in time order) and
+    its host in ``history_hosts``; ``windows`` gives, per metric, the indices
+    of ``history`` forming that metric's baseline
+    (:func:`bench.stats.baseline_window`). ``group`` holds configurations that
+    share a night's conditions (the device class); ``previous`` maps a metric
+    to last night's finding; ``confirm`` is a same-night re-run of this
+    configuration (on ``confirm_host``), if one ran.
     """
 
     key: Hashable
@@ -108,7 +113,9 @@ class Subject:
     campaigns: Sequence[Any]
     windows: Mapping[str, Sequence[int]]
     previous: Mapping[str, Finding] = field(default_factory=dict)
+    history_hosts: Sequence[str | None] = ()
     confirm: Night | None = None
+    confirm_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,10 +139,10 @@ class Judgement:
     key: Hashable
     label: str
     findings: tuple[Finding, ...]
-    #: metric -> the common shift taken out of tonight's run (log scale; 0 = none)
+    #: metric -> the shift taken out of tonight's run (log scale: campaign + host)
     common: Mapping[str, float] = field(default_factory=dict)
     confirmed: bool = False  # a confirm run was judged with it
-    #: Metrics worse tonight by at least RERUN_Z_SCALE x z: what a confirm run would settle.
+    #: Worse tonight by at least RERUN_Z_SCALE x z: what a confirm run would settle.
     candidates: tuple[Finding, ...] = ()
 
     @property
@@ -154,15 +161,19 @@ class CampaignJudgement:
         """Keys of the runs a confirm run would settle, in campaign order."""
         return [j.key for j in self.judgements if j.to_confirm]
 
-    def with_confirms(self, confirms: Mapping[Hashable, Night]) -> CampaignJudgement:
-        """The same campaign judged again with these confirm runs (key -> run);
-        nothing but the confirmed findings and the host verdicts is recomputed."""
+    def with_confirms(
+        self, confirms: Mapping[Hashable, Night], hosts: Mapping[Hashable, str | None] | None = None
+    ) -> CampaignJudgement:
+        """The same campaign judged again with these confirm runs (key -> run, and
+        the host each ran on); only the confirmed findings are recomputed."""
         if self._state is None:
             raise ValueError("this judgement cannot take confirm runs")
-        return self._state.finish({**self._state.confirms, **confirms})
+        return self._state.finish(
+            {**self._state.confirms, **confirms}, {**self._state.confirm_hosts, **(hosts or {})}
+        )
 
 
-# -- deviations and the common mode ----------------------------------------------------------
+# -- deviations and the two-level common mode -----------------------------------------------
 
 
 def _location(night: Night, metric: str) -> float | None:
@@ -178,68 +189,129 @@ def _location(night: Night, metric: str) -> float | None:
     return None if value is None else math.log(value)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Deviation:
     """A subject's deviations from its own baseline level, for one metric."""
 
     tonight: float
-    baseline: dict[Any, float]  # campaign -> deviation of that baseline night
+    baseline: Mapping[Any, tuple[float, str | None]]  # campaign -> (deviation, host)
 
 
 def _deviation(subject: Subject, metric: str) -> _Deviation | None:
     window = subject.windows.get(metric, ())
     if len(window) < MIN_BASELINE:
         return None
-    locs = {subject.campaigns[i]: _location(subject.history[i], metric) for i in window}
-    known = {c: v for c, v in locs.items() if v is not None}
+    hosts = list(subject.history_hosts) or [None] * len(subject.history)
+    locs = {subject.campaigns[i]: (_location(subject.history[i], metric), hosts[i]) for i in window}
+    known = {c: (v, h) for c, (v, h) in locs.items() if v is not None}
     now = _location(subject.current, metric)
     if now is None or len(known) < MIN_BASELINE:
         return None
-    level = median(np.array(list(known.values())))
-    return _Deviation(now - level, {c: v - level for c, v in known.items()})
+    level = median(np.array([v for v, _ in known.values()]))
+    return _Deviation(now - level, {c: (v - level, h) for c, (v, h) in known.items()})
 
 
 @dataclass(frozen=True)
-class _Common:
-    """A group's common shift for one metric: per campaign, tonight, and the verdict on it."""
+class _Shift:
+    """A common shift (of a group, or of a host): per campaign, tonight, the call on it."""
 
     per_campaign: Mapping[Any, float]
     tonight: float
     z: float
     spread: float
-    mode: Literal["adjust", "shift", "raw"]
+    mode: Mode
 
 
-def _common_mode(
-    deviations: Mapping[Hashable, _Deviation], min_effect: float, k: int
-) -> _Common | None:
-    if len(deviations) < MIN_COMMON:
-        return None
-    by_campaign: dict[Any, list[float]] = defaultdict(list)
-    for dev in deviations.values():
-        for campaign, value in dev.baseline.items():
-            by_campaign[campaign].append(value)
-    per_campaign = {c: median(np.array(v)) for c, v in by_campaign.items() if len(v) >= MIN_COMMON}
+def _shift(
+    per_campaign: Mapping[Any, float],
+    tonight: Sequence[float],
+    min_effect: float,
+    k: int,
+    minimum: int,
+) -> _Shift | None:
+    """Tonight's median of ``tonight`` judged against the history ``per_campaign``."""
     history = np.array([per_campaign[c] for c in sorted(per_campaign)][-k:])
-    if history.size < MIN_BASELINE:
+    if len(tonight) < minimum or history.size < MIN_BASELINE:
         return None
-    tonight = median(np.array([d.tonight for d in deviations.values()]))
+    now = median(np.array(tonight))
     level, spread = median_sd(history)
     spread = max(spread, SPREAD_FLOOR) * median_inflation(history.size)
-    shift = tonight - level
+    shift = now - level
     z = shift / spread
-    mode: Literal["adjust", "shift", "raw"] = "adjust"
+    mode: Mode = "adjust"
     if abs(z) >= QUIET_Z:
-        moved = sum(
-            d.tonight * shift > 0 and abs(d.tonight) >= abs(shift) / 2 for d in deviations.values()
-        )
+        moved = sum(d * shift > 0 and abs(d) >= abs(shift) / 2 for d in tonight)
         notable = (
             abs(z) >= SHIFT_Z
             and abs(math.expm1(shift)) >= min_effect - EFFECT_BAND * spread
-            and moved >= SHIFT_SHARE * len(deviations)
+            and moved >= SHIFT_SHARE * len(tonight)
         )
         mode = "shift" if notable else "raw"
-    return _Common(per_campaign, tonight, z, spread, mode)
+    return _Shift(per_campaign, now, z, spread, mode)
+
+
+@dataclass(frozen=True)
+class _Modes:
+    """One metric's common mode in one group: the campaign level and each host's."""
+
+    campaign: _Shift
+    hosts: Mapping[str, _Shift]  # hosts with a judged shift tonight
+    host_history: Mapping[tuple[Any, str], float]  # (campaign, host) -> that night's host shift
+
+
+def _modes(
+    members: Sequence[Subject], devs: Mapping[Hashable, _Deviation], min_effect: float, k: int
+) -> _Modes | None:
+    by_campaign: dict[Any, list[float]] = defaultdict(list)
+    for dev in devs.values():
+        for campaign, (value, _) in dev.baseline.items():
+            by_campaign[campaign].append(value)
+    per_campaign = {c: median(np.array(v)) for c, v in by_campaign.items() if len(v) >= MIN_COMMON}
+    campaign = _shift(per_campaign, [d.tonight for d in devs.values()], min_effect, k, MIN_COMMON)
+    if campaign is None:
+        return None
+    if campaign.mode != "raw":
+        return _host_modes(members, devs, campaign, min_effect, k)
+    # Loud but not a campaign-wide shift: is one host the cause? Judge the campaign
+    # without each host in turn; the quietest rest (below SHIFT_Z) whose left-out host
+    # is explained (its shift within its usual range, or real) splits tonight into
+    # campaign + host.
+    best: tuple[float, _Modes] | None = None
+    for host in sorted({s.host for s in members if s.host is not None}):
+        rest = [devs[s.key].tonight for s in members if s.key in devs and s.host != host]
+        without = _shift(per_campaign, rest, min_effect, k, MIN_HOST)
+        if without is None or abs(without.z) >= SHIFT_Z:
+            continue
+        without = replace(without, mode="adjust")
+        modes = _host_modes(members, devs, without, min_effect, k)
+        explained = host in modes.hosts and modes.hosts[host].mode != "raw"
+        if explained and (best is None or abs(without.z) < best[0]):
+            best = (abs(without.z), modes)
+    return best[1] if best is not None else _Modes(campaign, {}, {})
+
+
+def _host_modes(
+    members: Sequence[Subject], devs: Mapping[Hashable, _Deviation], campaign: _Shift,
+    min_effect: float, k: int,
+) -> _Modes:  # fmt: skip
+    """Each host's shift tonight, what is left on it once the campaign's is out."""
+    by_host: dict[tuple[Any, str], list[float]] = defaultdict(list)
+    for dev in devs.values():
+        for c, (value, host) in dev.baseline.items():
+            if host is not None and c in campaign.per_campaign:
+                by_host[(c, host)].append(value - campaign.per_campaign[c])
+    host_history = {key: median(np.array(v)) for key, v in by_host.items() if len(v) >= MIN_HOST}
+    tonight: dict[str, list[float]] = defaultdict(list)
+    for s in members:
+        if s.host is not None and s.key in devs:
+            tonight[s.host].append(devs[s.key].tonight - campaign.tonight)
+    hosts = {}
+    for host, residuals in tonight.items():
+        history = {c: v for (c, h), v in host_history.items() if h == host}
+        judged = _shift(history, residuals, min_effect, k, MIN_HOST)
+        if judged is not None:
+            hosts[host] = judged
+    return _Modes(campaign, hosts, host_history)
 
 
 # -- the campaign -----------------------------------------------------------------------------
@@ -251,13 +323,12 @@ def judge_campaign(
     thresholds: Mapping[str, Any] | None = None,
     metrics: Sequence[str] | None = None,
     common_mode: bool = True,
-    host_anomalies: bool = True,
 ) -> CampaignJudgement:
     """Every configuration's verdicts tonight, plus campaign shifts and host anomalies.
 
-    ``common_mode`` and ``host_anomalies`` switch the two campaign-level
-    pieces off (the evaluation measures each); a subject with a ``confirm``
-    run has its suspicious findings judged together with it, and
+    ``common_mode=False`` judges each configuration alone (the evaluation
+    measures what the common mode buys); a subject with a ``confirm`` run has
+    its candidates judged together with it, and
     :meth:`CampaignJudgement.with_confirms` adds confirm runs later.
     """
     limits = parse_thresholds(thresholds)
@@ -269,7 +340,7 @@ def judge_campaign(
             dev = _deviation(subject, m)
             if dev is not None:
                 deviations[m][subject.key] = dev
-    commons: dict[str, dict[str, _Common]] = defaultdict(dict)  # metric -> group -> common mode
+    modes: dict[str, dict[str, _Modes]] = defaultdict(dict)  # metric -> group -> modes
     if common_mode:
         groups_of: dict[str, list[Subject]] = defaultdict(list)
         for subject in subjects:
@@ -277,65 +348,89 @@ def judge_campaign(
         for m in names:
             for group, members in groups_of.items():
                 devs = {s.key: deviations[m][s.key] for s in members if s.key in deviations[m]}
-                common = _common_mode(devs, limits[m].min_effect, k)
-                if common is not None:
-                    commons[m][group] = common
-    contexts = {s.key: _context(s, names, commons) for s in subjects}
+                if len(devs) >= MIN_COMMON:
+                    found = _modes(members, devs, limits[m].min_effect, k)
+                    if found is not None:
+                        modes[m][group] = found
     select = {m: replace(limits[m], z=limits[m].z * RERUN_Z_SCALE) for m in names}
+    contexts = {s.key: _context(s, names, modes) for s in subjects}
     state = _State(
         subjects=tuple(subjects),
         names=tuple(names),
         limits=limits,
-        commons=commons,
-        deviations=deviations,
+        groups=tuple(_group_findings(subjects, names, modes, deviations)),
         contexts=contexts,
         first={s.key: _first_findings(s, contexts[s.key], names, select) for s in subjects},
-        host_anomalies=host_anomalies,
+        modes=modes,
         confirms={s.key: s.confirm for s in subjects if s.confirm is not None},
+        confirm_hosts={s.key: s.confirm_host for s in subjects if s.confirm is not None},
     )
-    return state.finish(state.confirms)
+    return state.finish(state.confirms, state.confirm_hosts)
 
 
 @dataclass(frozen=True)
 class _Context:
-    """A subject's nights with the common shift taken out, as its findings see them."""
+    """A subject's nights with the common shifts taken out, as its findings see them."""
 
     current: Night
     history: Sequence[Night]
-    factors: Mapping[str, float]  # source -> factor applied tonight (empty: none)
-    common: Mapping[str, float]  # metric -> common shift taken out tonight (log)
+    factors: Mapping[str, float]  # metric or distribution -> factor of the campaign level tonight
+    common: Mapping[str, float]  # metric -> log shift taken out tonight (campaign + host)
+
+
+def _keys(metric: str) -> list[tuple[str, float]]:
+    """What a metric's common shift scales, with the sign: its own value, then the
+    per-request values its evidence comes from (a proxy's move against it: slower
+    requests, lower throughput)."""
+    spec = METRICS[metric]
+    keys = [(metric, -1.0)]
+    if spec.distribution is not None:
+        keys.append((spec.distribution, -1.0))
+    elif spec.proxy is not None:
+        keys.append((spec.proxy, 1.0))
+    return keys
 
 
 def _context(
-    subject: Subject, names: Sequence[str], commons: Mapping[str, Mapping[str, _Common]]
+    subject: Subject, names: Sequence[str], modes: Mapping[str, Mapping[str, _Modes]]
 ) -> _Context:
     tonight: dict[str, float] = {}
+    campaign_only: dict[str, float] = {}
     history: list[dict[str, float]] = [{} for _ in subject.history]
+    hosts = list(subject.history_hosts) or [None] * len(subject.history)
     taken: dict[str, float] = {}
     for m in names:
-        common = commons.get(m, {}).get(subject.group)
-        if common is None or common.mode == "raw":
+        found = modes.get(m, {}).get(subject.group)
+        if found is None or found.campaign.mode == "raw":
             continue
-        taken[m] = common.tonight
-        src = source(m)
-        if src in tonight:
-            continue
-        # a proxy's values move against its metric (slower requests, lower throughput)
-        sign = 1.0 if METRICS[m].proxy else -1.0
-        tonight[src] = math.exp(sign * common.tonight)
-        for i, campaign in enumerate(subject.campaigns):
-            if campaign in common.per_campaign:
-                history[i][src] = math.exp(sign * common.per_campaign[campaign])
+        host = found.hosts.get(subject.host) if subject.host is not None else None
+        by_host = host is not None and host.mode != "raw"
+        taken[m] = found.campaign.tonight + (host.tonight if by_host and host else 0.0)
+        shifts = []
+        for i, c in enumerate(subject.campaigns):
+            shift = found.campaign.per_campaign.get(c)
+            ran_on = hosts[i]
+            if shift is not None and by_host and ran_on is not None:
+                shift += found.host_history.get((c, ran_on), 0.0)
+            shifts.append(shift)
+        for key, sign in _keys(m):
+            if key in tonight:
+                continue
+            tonight[key] = math.exp(sign * taken[m])
+            campaign_only[key] = math.exp(sign * found.campaign.tonight)
+            for i, shift in enumerate(shifts):
+                if shift is not None:
+                    history[i][key] = math.exp(sign * shift)
     return _Context(
         current=subject.current.scaled(tonight) if tonight else subject.current,
         history=[n.scaled(f) if f else n for n, f in zip(subject.history, history, strict=True)],
-        factors=tonight,
+        factors=campaign_only,
         common=taken,
     )
 
 
 def _first_findings(
-    subject: Subject, ctx: _Context, names: Sequence[str], limits: Mapping[str, Any]
+    subject: Subject, ctx: _Context, names: Sequence[str], limits: Mapping[str, Threshold]
 ) -> dict[str, Finding]:
     by_window: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for m in names:
@@ -361,31 +456,44 @@ class _State:
 
     subjects: tuple[Subject, ...]
     names: tuple[str, ...]
-    limits: Mapping[str, Any]
-    commons: Mapping[str, Mapping[str, _Common]]
-    deviations: Mapping[str, Mapping[Hashable, _Deviation]]
+    limits: Mapping[str, Threshold]
+    groups: tuple[GroupFinding, ...]
     contexts: Mapping[Hashable, _Context]
     first: Mapping[Hashable, Mapping[str, Finding]]
-    host_anomalies: bool
+    modes: Mapping[str, Mapping[str, _Modes]]
     confirms: Mapping[Hashable, Night]
+    confirm_hosts: Mapping[Hashable, str | None]
 
-    def finish(self, confirms: Mapping[Hashable, Night]) -> CampaignJudgement:
-        state = replace(self, confirms=dict(confirms))
-        judgements = [state._judgement(s) for s in self.subjects]
-        groups = _campaign_shifts(self.subjects, self.names, self.commons, self.deviations)
-        if self.host_anomalies:
-            judgements, hosts = _host_anomalies(
-                self.subjects, judgements, self.names, self.deviations, self.commons
-            )
-            groups += hosts
-        return CampaignJudgement(tuple(judgements), tuple(groups), state)
+    def finish(
+        self, confirms: Mapping[Hashable, Night], hosts: Mapping[Hashable, str | None]
+    ) -> CampaignJudgement:
+        state = replace(self, confirms=dict(confirms), confirm_hosts=dict(hosts))
+        judgements = tuple(state._judgement(s) for s in self.subjects)
+        return CampaignJudgement(judgements, self.groups, state)
+
+    def _confirm_factors(self, subject: Subject) -> dict[str, float]:
+        """What to take out of a confirm run: the campaign's shift, and its own host's."""
+        factors = dict(self.contexts[subject.key].factors)
+        host = self.confirm_hosts.get(subject.key)
+        done: set[str] = set()  # a key shared by two metrics moves once, as in _context
+        for m in self.names:
+            found = self.modes.get(m, {}).get(subject.group)
+            if found is None or host is None or host not in found.hosts:
+                continue
+            if found.hosts[host].mode == "raw":
+                continue
+            for key, sign in _keys(m):
+                if key in factors and key not in done:
+                    factors[key] *= math.exp(sign * found.hosts[host].tonight)
+                    done.add(key)
+        return factors
 
     def _judgement(self, subject: Subject) -> Judgement:
         """Final findings: a first-night flag below the metric's own z is only a
         candidate for a confirm run, kept when the confirm run bears it out."""
         ctx = self.contexts[subject.key]
         confirm = self.confirms.get(subject.key)
-        run = None if confirm is None else confirm.scaled(ctx.factors) if ctx.factors else confirm
+        run = None if confirm is None else confirm.scaled(self._confirm_factors(subject))
         findings: dict[str, Finding] = {}
         candidates = []
         for m, finding in self.first[subject.key].items():
@@ -429,130 +537,73 @@ def _with_confirm(first: Finding, second: Finding | None) -> Finding:
     return replace(first, reason=f"{first.reason}; the same-night re-run did not confirm it")
 
 
-def _campaign_shifts(
+def _group_findings(
     subjects: Sequence[Subject],
     names: Sequence[str],
-    commons: Mapping[str, Mapping[str, _Common]],
+    modes: Mapping[str, Mapping[str, _Modes]],
     deviations: Mapping[str, Mapping[Hashable, _Deviation]],
 ) -> list[GroupFinding]:
+    """``campaign_shift`` per notable group shift; ``host_anomaly`` per notable,
+    worsening host shift whose every configuration got worse, alone among the hosts."""
     out = []
     for m in names:
         spec = METRICS[m]
-        for group, common in commons.get(m, {}).items():
-            if common.mode != "shift":
-                continue
-            direction = spec.direction(common.tonight)
-            moved = tuple(
-                s.key
-                for s in subjects
-                if s.group == group
-                and s.key in deviations[m]
-                and deviations[m][s.key].tonight * common.tonight > 0
-            )
-            change = 100.0 * math.expm1(common.tonight)
-            out.append(
-                GroupFinding(
-                    "campaign_shift",
-                    m,
-                    group,
-                    moved,
-                    change,
-                    direction,
-                    f"{len(moved)} of {len(deviations[m])} {group} configurations moved together: "
-                    f"common shift {change:+.1f}% (robust z {common.z:+.1f} against the "
-                    "campaign's own nights)",
-                    common.z,
+        for group, found in modes.get(m, {}).items():
+            members = [s for s in subjects if s.group == group and s.key in deviations[m]]
+            shift = found.campaign
+            if shift.mode == "shift":
+                moved = tuple(
+                    s.key for s in members if deviations[m][s.key].tonight * shift.tonight > 0
                 )
-            )
+                change = 100.0 * math.expm1(shift.tonight)
+                out.append(
+                    GroupFinding(
+                        "campaign_shift",
+                        m,
+                        group,
+                        moved,
+                        change,
+                        spec.direction(shift.tonight),
+                        f"{len(moved)} of {len(members)} {group} configurations moved together: "
+                        f"common shift {change:+.1f}% (robust z {shift.z:+.1f} against the "
+                        "campaign's own nights)",
+                        shift.z,
+                    )
+                )
+            bad = {h: s for h, s in found.hosts.items() if s.mode == "shift"}
+            for host, hs in sorted(bad.items()):
+                on_host = [s for s in members if s.host == host]
+                residuals = [deviations[m][s.key].tonight - shift.tonight for s in on_host]
+                elsewhere = [o for h, o in bad.items() if h != host and o.tonight * hs.tonight > 0]
+                if (
+                    spec.direction(hs.tonight) != "worse"
+                    or elsewhere
+                    or any(spec.direction(r) != "worse" for r in residuals)
+                ):
+                    continue
+                change = 100.0 * math.expm1(hs.tonight)
+                out.append(
+                    GroupFinding(
+                        "host_anomaly",
+                        m,
+                        host,
+                        tuple(s.key for s in on_host),
+                        change,
+                        "worse",
+                        f"all {len(on_host)} configurations on {host} worse (host shift "
+                        f"{change:+.1f}%, robust z {hs.z:+.1f}), none of the other hosts",
+                        hs.z,
+                    )
+                )
     return out
-
-
-def _host_anomalies(
-    subjects: Sequence[Subject],
-    judgements: Sequence[Judgement],
-    names: Sequence[str],
-    deviations: Mapping[str, Mapping[Hashable, _Deviation]],
-    commons: Mapping[str, Mapping[str, _Common]],
-) -> tuple[list[Judgement], list[GroupFinding]]:
-    by_key = {j.key: j for j in judgements}
-    hosts: dict[str, list[Subject]] = defaultdict(list)
-    for s in subjects:
-        if s.host is not None:
-            hosts[s.host].append(s)
-    if len(hosts) < 2:
-        return list(judgements), []
-    removed: dict[Hashable, set[str]] = defaultdict(set)
-    out: list[GroupFinding] = []
-    for m in names:
-        spec = METRICS[m]
-        # a configuration already worse last night is not tonight's host's doing
-        ongoing = {
-            s.key for s in subjects if m in s.previous and s.previous[m].direction == "worse"
-        }
-        flagged_by: dict[str, set[Hashable]] = {"weak": set(), "strong": set()}
-        for j in judgements:
-            if j.key in ongoing:
-                continue
-            for f in j.findings:
-                if f.metric == m and f.direction == "worse":
-                    flagged_by["strong"].add(j.key)
-            for f in (*j.findings, *j.candidates):
-                if f.metric == m and f.direction == "worse":
-                    flagged_by["weak"].add(j.key)
-
-        def residual(s: Subject, metric: str = m) -> float | None:
-            dev = deviations[metric].get(s.key)
-            if dev is None:
-                return None
-            common = commons.get(metric, {}).get(s.group)
-            taken = common.tonight if common is not None and common.mode != "raw" else 0.0
-            return dev.tonight - taken
-
-        for host, members in sorted(hosts.items()):
-            judged = [s for s in members if residual(s) is not None and s.key not in ongoing]
-            flagged = [s for s in judged if s.key in flagged_by["weak"]]
-            others = [s for h, ms in hosts.items() if h != host for s in ms]
-            if (
-                len(flagged) < MIN_HOST_FLAGGED
-                or any(spec.direction(residual(s) or 0.0) != "worse" for s in judged)
-                or any(s.key in flagged_by["strong"] for s in others)
-                or not any(residual(s) is not None for s in others)
-            ):
-                continue
-            changes = [100.0 * math.expm1(residual(s) or 0.0) for s in judged]
-            change = median(np.array(changes))
-            keys = tuple(s.key for s in judged)
-            out.append(
-                GroupFinding(
-                    "host_anomaly",
-                    m,
-                    host,
-                    keys,
-                    change,
-                    "worse",
-                    f"all {len(judged)} configurations on {host} worse (median {change:+.1f}%, "
-                    f"{len(flagged)} flagged), none flagged on the other hosts",
-                )
-            )
-            for key in keys:
-                removed[key].add(m)
-    kept = [
-        replace(
-            j,
-            findings=tuple(f for f in j.findings if f.metric not in removed[j.key]),
-            candidates=tuple(f for f in j.candidates if f.metric not in removed[j.key]),
-        )
-        if j.key in removed
-        else j
-        for j in (by_key[s.key] for s in subjects)
-    ]
-    return kept, out
 
 
 __all__ = [
     "MIN_COMMON",
-    "MIN_HOST_FLAGGED",
+    "MIN_HOST",
     "QUIET_Z",
+    "RERUN_Z_SCALE",
+    "SHIFT_SHARE",
     "SHIFT_Z",
     "CampaignJudgement",
     "GroupFinding",

@@ -118,14 +118,16 @@ class Night:
         return self._samples[distribution]
 
     def scaled(self, factors: Mapping[str, float]) -> Night:
-        """This night with each source's values multiplied by ``factors[source]``.
+        """This night with values multiplied by ``factors``.
 
-        A source is a per-request distribution (``ttft``...: its requests
-        and the metrics summarising it) or a metric without one
-        (``output_tokens_per_s``...). Used to take a campaign's common shift
-        out of a night (:mod:`bench.stats.campaign`). Locations already
-        computed carry over, shifted by ``log(factor)``: scaling commutes
-        with the trimmed mean of logs.
+        A key is a per-request distribution (``ttft``...: its requests, and
+        the metrics summarising it unless they have a key of their own) or a
+        metric name (its nightly value). A metric judged through a proxy
+        distribution (throughput through ``e2e``) without a key of its own
+        moves against it. Used to take a campaign's common shift out of a
+        night (:mod:`bench.stats.campaign`). Locations already computed carry
+        over, shifted by ``log(factor)``: scaling commutes with the trimmed
+        mean of logs.
         """
         requests = {d: v * factors.get(d, 1.0) for d, v in self.requests.items()}
         summary = {
@@ -219,7 +221,9 @@ def source(metric: str) -> str:
 
 
 def _factor(metric: str, factors: Mapping[str, float]) -> float:
-    """How a metric's nightly value scales when its source's values scale by a factor."""
+    """How a metric's nightly value scales: its own factor, else its source's."""
+    if metric in factors:
+        return factors[metric]
     f = factors.get(source(metric), 1.0)
     return 1.0 / f if METRICS[metric].proxy else f
 

@@ -31,16 +31,20 @@ def campaign(
     common_sd: float = 0.005,
     own_sd: float = 0.005,
     hosts: list[str] | None = None,
+    host_sd: float = 0.0,
     confirm: dict[int, float] | None = None,
 ) -> list[Subject]:
     """``configs`` configurations with K baseline nights (a shared night effect of
-    ``common_sd`` plus their own ``own_sd``) and tonight's level factor each."""
+    ``common_sd`` plus their own ``own_sd``, and ``host_sd`` per host when
+    ``hosts`` places them) and tonight's level factor each."""
     rng = np.random.default_rng(seed)
     common = rng.normal(0.0, common_sd, K)
+    host_effect = {h: rng.normal(0.0, host_sd, K) for h in sorted(set(hosts or []))}
     subjects = []
     for c in range(configs):
         base = 50.0 * (c + 1)
-        history = [night(rng, base * np.exp(common[t] + rng.normal(0.0, own_sd))) for t in range(K)]
+        shared = common + (host_effect[hosts[c]] if hosts else 0.0)
+        history = [night(rng, base * np.exp(shared[t] + rng.normal(0.0, own_sd))) for t in range(K)]
         subjects.append(
             Subject(
                 key=c,
@@ -51,6 +55,7 @@ def campaign(
                 history=history,
                 campaigns=list(range(K)),
                 windows={m: list(range(K)) for m in METRICS},
+                history_hosts=[] if hosts is None else [hosts[c]] * K,
                 confirm=None
                 if confirm is None or c not in confirm
                 else night(rng, base * confirm[c]),
@@ -157,8 +162,24 @@ def test_a_bad_host_is_one_host_anomaly_instead_of_four_findings() -> None:
     anomalies = [g for g in out.groups if g.verdict == "host_anomaly"]
     assert {(g.metric, g.scope) for g in anomalies} == {(m, "node-2") for m in METRICS}
     assert anomalies[0].keys == (1, 3, 5, 7) and 9 < anomalies[0].change_pct < 15
+    # the host's shift is taken out: nothing left to flag or to re-run on either host
     assert all(not j.findings and not j.candidates for j in out.judgements)
-    assert out.to_confirm() == []  # a bad node is not re-run
+    assert out.to_confirm() == []
+
+
+def test_a_host_level_shift_within_its_usual_range_is_taken_out() -> None:
+    """Hosts wobble by 2% (sd) night to night; tonight node-2 is 2% slow and one of
+    its configurations has an 8% step of its own: 10% raw, 8% once the host's 2% is out."""
+    hosts = ["node-1", "node-2"] * 4
+    levels = [1.0, 1.02, 1.0, 1.02, 1.0, 1.02, 1.0, 1.02 * 1.08]
+    out = judge_campaign(
+        campaign(12, levels, hosts=hosts, host_sd=0.02, own_sd=0.003), metrics=METRICS
+    )
+    assert [g for g in out.groups if g.verdict == "host_anomaly"] == []
+    (j,) = [j for j in out.judgements if j.key == 7]
+    assert j.common["ttft_p50_ms"] == pytest.approx(np.log(1.02), abs=0.012)
+    assert {f.metric for f in (*j.findings, *j.candidates)} == set(METRICS)
+    assert all(not verdicts(out, c) for c in range(7))
 
 
 def test_a_regression_on_both_hosts_is_not_blamed_on_one() -> None:
