@@ -29,9 +29,12 @@ step.
    one ``campaign_shift`` verdict for the group, or one ``host_anomaly``
    naming the host when every configuration on it got worse and the other
    hosts did not; each configuration is still judged on its own deviation,
-   so one that moved differently is still flagged and nothing is hidden. In
-   between, nothing is taken out and the configurations are judged raw, as
-   before. Medians ignore a minority that moved: one configuration's own
+   so one that moved differently is still flagged and nothing is hidden.
+   A loud shift that most configurations share but that stays below the
+   minimum effect is taken out like noise; a loud one that only some
+   share (a change to some configurations, or one host) takes nothing out:
+   those configurations are judged raw, as before, unless one host explains
+   it. Medians ignore a minority that moved: one configuration's own
    regression does not move them. A campaign level needs :data:`MIN_COMMON`
    configurations, a host level :data:`MIN_HOST` on that host.
 2. **Confirm run.** A configuration worse tonight by at least
@@ -40,8 +43,9 @@ step.
    shift, shares a host's only if it lands there (each is taken out as for
    the campaign's runs), and draws a fresh run part. It is judged exactly as
    a second night would be: against the same baseline, with the campaign's
-   run as "last night" (``z_confirm`` scaled the same way, the minimum effect
-   on the mean change of both runs). Confirmed, the finding is a
+   run as "last night" (``z_confirm`` scaled the same way when the re-run ran
+   on another host or its host's shift was taken out, in full otherwise; the
+   minimum effect on the mean change of both runs). Confirmed, the finding is a
    ``regression`` on the first night; a flag below the metric's own z that
    the re-run does not bear out leaves no row.
 
@@ -241,12 +245,11 @@ def _shift(
     mode: Mode = "adjust"
     if abs(z) >= QUIET_Z:
         moved = sum(d * shift > 0 and abs(d) >= abs(shift) / 2 for d in tonight)
-        notable = (
-            abs(z) >= SHIFT_Z
-            and abs(math.expm1(shift)) >= min_effect - EFFECT_BAND * spread
-            and moved >= SHIFT_SHARE * len(tonight)
-        )
-        mode = "shift" if notable else "raw"
+        if moved < SHIFT_SHARE * len(tonight):
+            mode = "raw"  # some moved, some did not: judge each on its own
+        elif abs(z) >= SHIFT_Z and abs(math.expm1(shift)) >= min_effect - EFFECT_BAND * spread:
+            mode = "shift"
+        # else: all moved together, by less than matters: taken out like noise
     return _Shift(per_campaign, now, z, spread, mode)
 
 
@@ -488,6 +491,18 @@ class _State:
                     done.add(key)
         return factors
 
+    def _independent(self, subject: Subject, metric: str) -> bool:
+        """Whether the confirm run shares nothing with the campaign's run but what was
+        taken out: it ran on another host, or on the same one with that host's shift
+        estimated. Otherwise a slow node would confirm itself: full z_confirm then."""
+        host = self.confirm_hosts.get(subject.key)
+        if host is None or subject.host is None:
+            return False
+        if host != subject.host:
+            return True
+        found = self.modes.get(metric, {}).get(subject.group)
+        return found is not None and host in found.hosts and found.hosts[host].mode != "raw"
+
     def _judgement(self, subject: Subject) -> Judgement:
         """Final findings: a first-night flag below the metric's own z is only a
         candidate for a confirm run, kept when the confirm run bears it out."""
@@ -505,12 +520,13 @@ class _State:
                 candidates.append(finding)
             if run is not None:
                 window = [ctx.history[i] for i in subject.windows[m]]
+                scale = RERUN_Z_SCALE if self._independent(subject, m) else 1.0
                 second = assess(
                     m,
                     run,
                     window,
                     previous=finding,
-                    threshold=replace(threshold, z_confirm=threshold.z_confirm * RERUN_Z_SCALE),
+                    threshold=replace(threshold, z_confirm=threshold.z_confirm * scale),
                     last=ctx.current,
                 )
                 finding = _with_confirm(finding, second)
@@ -520,6 +536,11 @@ class _State:
         return Judgement(
             subject.key, subject.label, ordered, ctx.common, confirm is not None, tuple(candidates)
         )
+
+
+def _change(finding: Finding) -> float:
+    """The change a finding rests on: the per-request shift, else the nightly value's."""
+    return finding.shift_pct if finding.shift_pct is not None else finding.change_pct
 
 
 def _with_confirm(first: Finding, second: Finding | None) -> Finding:
@@ -532,7 +553,7 @@ def _with_confirm(first: Finding, second: Finding | None) -> Finding:
             first,
             verdict=second.verdict,
             reason=f"{first.reason.split(';')[0]}; confirmed by a same-night re-run "
-            f"({100 * (second.current / second.baseline - 1):+.1f}%)",
+            f"({_change(second):+.1f}%)",
         )
     return replace(first, reason=f"{first.reason}; the same-night re-run did not confirm it")
 

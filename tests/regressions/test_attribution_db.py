@@ -160,7 +160,11 @@ def test_a_bad_host_is_one_host_anomaly_naming_it(db_url: str) -> None:
                for r in anomalies)  # fmt: skip
     ttft = next(r for r in anomalies if r["metric"] == "ttft_p50_ms")
     assert 10 < ttft["change_pct"] < 20 and "node-2" in ttft["reason"]
-    assert not [(r["metric"], r["verdict"], r["change_pct"], r["reason"]) for r in stored if r["verdict"] in ("regression", "suspicious")]
+    assert not [
+        (r["metric"], r["verdict"], r["change_pct"], r["reason"])
+        for r in stored
+        if r["verdict"] in ("regression", "suspicious")
+    ]
     assert confirm_candidates(engine, nightly(14).dag_run_id) == []  # a bad node is not re-run
     alerts = detection.as_json()
     assert any(a["verdict"] == "host_anomaly" and a["scope"] == "node-2" for a in alerts)

@@ -104,15 +104,21 @@ def test_a_confirm_run_at_the_usual_level_clears_it() -> None:
     assert all("did not confirm" in f.reason for f in found.values())
 
 
-def test_a_candidate_below_the_full_z_is_kept_only_if_confirmed() -> None:
-    """A 6% step on a config whose baseline is noisy: z between 0.75 z and z."""
-    subjects = campaign(17, [1.0] * 7 + [1.06], own_sd=0.02)
+def test_a_candidate_below_the_full_z_is_kept_only_if_confirmed_elsewhere() -> None:
+    """A 6% step on a config whose baseline is noisy: z between 0.75 z and z. Confirmed
+    by a re-run on another host, the two runs share the burden of proof; on the same
+    host, whose shift could not be estimated (two runs there), the re-run needs the full z."""
+    hosts = ["node-1", "node-2"] * 3 + ["node-1", "node-3"]
+    subjects = campaign(40, [1.0] * 7 + [1.06], own_sd=0.02, hosts=hosts)
     out = judge_campaign(subjects, metrics=("ttft_p50_ms",))
     (j,) = [j for j in out.judgements if j.key == 7]
     assert j.findings == () and j.to_confirm == ("ttft_p50_ms",)  # not a row, but worth a re-run
     assert RERUN_Z_SCALE * 2.0 <= abs(j.candidates[0].z) < 2.0
     rerun = night(np.random.default_rng(5), 50.0 * 8 * 1.06)
-    assert verdicts(out.with_confirms({7: rerun}), 7) == {"ttft_p50_ms": "regression"}
+    elsewhere = out.with_confirms({7: rerun}, {7: "node-1"})
+    assert verdicts(elsewhere, 7) == {"ttft_p50_ms": "regression"}
+    same = out.with_confirms({7: rerun}, {7: "node-3"})
+    assert verdicts(same, 7) == {}  # not confirmed at the full z: no row
 
 
 def test_common_mode_sees_a_step_that_the_shared_night_noise_hides() -> None:
