@@ -92,7 +92,12 @@ from scipy import stats
 
 from bench.errors import ConfigError
 from bench.stats.robust import Location, median, median_inflation, median_sd
-from bench.stats.thresholds import Threshold, default_threshold, parse_thresholds
+from bench.stats.thresholds import (
+    SUMMARY_THRESHOLD,
+    Threshold,
+    default_threshold,
+    parse_thresholds,
+)
 from bench.stats.types import (
     KEY_METRICS,
     METRICS,
@@ -299,6 +304,12 @@ def _assess(
         evidence = _inverse(evidence, math.log(value / level))
     if evidence is None and not spec.tail:
         evidence = summary_evidence(spec.name, current, baseline, last=last)
+        if spec.proxy is not None:  # the nightly value alone: the stricter z of such metrics
+            threshold = replace(
+                threshold,
+                z=max(threshold.z, SUMMARY_THRESHOLD.z),
+                z_confirm=max(threshold.z_confirm, SUMMARY_THRESHOLD.z_confirm),
+            )
     if evidence is None:
         return None
     ev = replace(evidence, spread=max(evidence.spread, SPREAD_PER_EFFECT * threshold.min_effect))

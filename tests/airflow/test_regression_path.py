@@ -148,7 +148,8 @@ def test_injected_ttft_slowdown_becomes_a_regression_and_a_notification(  # type
             {"run": slow.run_id},
         ).one()
     verdict, change, detail = verdicts[(slow.run_id, "ttft_p50_ms")]
-    assert verdict == "regression" and 6 < change < 14  # confirmed on the first night
+    gate = [line for line in slow.log.splitlines() if "ttft_p50_ms" in line or "judged" in line]
+    assert verdict == "regression" and 6 < change < 14, gate  # confirmed on the first night
     assert detail["confirm_run_id"] is not None and confirm_config is None
     assert not any(k[0] == first.run_id for k in verdicts)  # the real first night was not worse
     # 16 nights of history, the confirm run is none of them
