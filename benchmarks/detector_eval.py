@@ -35,7 +35,7 @@ how many ``host_anomaly`` verdicts fell on simulated slow host-nights.
 against the anchors on independent histories (the previous evaluation;
 recall by the second bad night), plus the change-point search.
 
-    .venv/bin/python benchmarks/detector_eval.py                    # campaigns, 100 per group
+    .venv/bin/python benchmarks/detector_eval.py                    # campaigns, 40 per group
     .venv/bin/python benchmarks/detector_eval.py --quick            # 25 per group
     .venv/bin/python benchmarks/detector_eval.py --shares 0.6 0.2   # another noise split
     .venv/bin/python benchmarks/detector_eval.py --single           # per-configuration histories
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a quarter of the default sample")
     parser.add_argument("--single", action="store_true", help="single histories, not campaigns")
     parser.add_argument(
-        "--campaigns", type=int, help="campaigns per group (default 100; --quick 25)"
+        "--campaigns", type=int, help="campaigns per group (default 40; --quick 25)"
     )
     parser.add_argument(
         "--histories", type=int, help="--single: histories per group (default 1000; --quick 200)"
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.shares:
         noise = replace(noise, common_share=args.shares[0], host_share=args.shares[1])
-    per_group = args.campaigns or (25 if args.quick else 100)
+    per_group = args.campaigns or (25 if args.quick else 40)
     jobs = _campaign_jobs(args.seed, per_group, args.nights, noise, args.thresholds)
     outcomes = evaluate_campaigns(jobs, args.workers)
     elapsed = time.perf_counter() - t0

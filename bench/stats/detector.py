@@ -74,10 +74,12 @@ when the change is overwhelming (at least ``overwhelming`` relative change,
 no finding. "Last night" is the newest baseline night: the caller passes the
 previous ok run's findings as ``previous`` and that run as ``baseline[-1]``.
 
-On the simulated histories of ``benchmarks/detector_eval.py`` this catches
-~84% of 5% steps and ~100% of 10% steps by the second bad night at ~0.4
-false regressions per 1000 config-nights; see docs/performance.md for the
-figures against the anchor rules and why 95% at 5% is out of reach there.
+On the simulated histories of ``benchmarks/detector_eval.py --single`` this
+catches ~84% of 5% steps and ~100% of 10% steps by the second bad night at
+~0.4 false regressions per 1000 config-nights. Judged with the rest of its
+campaign (:mod:`bench.stats.campaign`: common shifts taken out, a same-night
+confirm run) a 5% step is confirmed on its first night ~92% of the time; see
+docs/performance.md for the figures against the anchor rules.
 """
 
 from __future__ import annotations
