@@ -208,7 +208,6 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
         confirm = None
         if run["confirm_run_id"] is not None and run["confirm_status"] == "ok":
             confirm = store.summary_night(int(run["confirm_run_id"]))
-        env = store.environment(run["environment_id"]) or {}
         hosts = [(store.environment(r["environment_id"]) or {}).get("host") for r in history]
         subject = Subject(
             key=int(run["run_id"]),
@@ -224,7 +223,7 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
             confirm=confirm,
             confirm_host=run["confirm_host"],
         )
-        inputs.append(_Input({**run, "host": run["host"] or env.get("host")}, history, subject))
+        inputs.append(_Input(run, history, subject))
     return inputs
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,7 +88,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_verdict_carries_exactly_what_changed(db_url: str) -> None:
+def test_a_verdict_carries_exactly_what_changed(db_url: str, tmp_path: Path) -> None:
     engine = get_engine(db_url)
     upgrade(engine)
     rng = np.random.default_rng(3)
@@ -112,6 +113,14 @@ def test_a_verdict_carries_exactly_what_changed(db_url: str) -> None:
     )
     full = json.loads(bench("regressions", "--verdict", "all", "--format", "json").stdout)
     assert full[0]["changed_detail"] == ttft["changed"] and full[0]["reason"]
+    # the report's "What changed" section has the full difference
+    from bench.report.campaign import write_campaign_report
+
+    page = write_campaign_report(engine, nightly(14).dag_run_id, tmp_path / "r.html").read_text()
+    section = page[page.index('<section id="changes">') :]
+    section = section[: section.index("</section>")]
+    assert 'data-key="image"' in section and 'data-key="packages.torch"' in section
+    assert "llm-bench-hpu:stack-1.22" in section and "suspicious" in section
 
 
 def test_keys_older_runs_never_recorded_are_not_changes(db_url: str) -> None:
