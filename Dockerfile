@@ -13,8 +13,15 @@ FROM vault.habana.ai/gaudi-docker/${SYNAPSE_VERSION}/${UBUNTU}/habanalabs/pytorc
 # Habana's DeepSpeed fork, for tensor parallel (world_size > 1) configs; the
 # tag optimum-habana 1.21.2's README installs.
 ARG DEEPSPEED_REF=1.23.0
+# The image every run in this container records (environment.image), so a
+# verdict can say "image stack-1.21 -> stack-1.22". docker-compose passes the
+# tag it builds (BENCH_HPU_IMAGE); set it to the tag you push.
+ARG SYNAPSE_VERSION
+ARG PT_VERSION
+ARG BENCH_IMAGE=llm-bench-hpu:synapse${SYNAPSE_VERSION}-pt${PT_VERSION}
 
-ENV PT_HPU_LAZY_MODE=1 \
+ENV BENCH_IMAGE=${BENCH_IMAGE} \
+    PT_HPU_LAZY_MODE=1 \
     OMPI_MCA_btl_vader_single_copy_mechanism=none \
     AIRFLOW_HOME=/opt/airflow \
     BENCH_HOME=/var/lib/bench \

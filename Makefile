@@ -58,6 +58,7 @@ bench-perf: $(STAMP)  ## performance benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/trend_queries.py
 	$(BIN)/python benchmarks/orchestration.py
 	$(BIN)/python benchmarks/detector_eval.py
+	$(BIN)/python benchmarks/detector_eval.py --single
 
 constraints: $(STAMP)  ## refresh constraints.txt from the working .venv
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \

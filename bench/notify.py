@@ -1,8 +1,11 @@
 """Regression notifications: one plain-text message, posted to a webhook.
 
-The message lists the campaign's confirmed regressions (verdict
-``regression``) with a link to the Airflow DAG run and the HTML report. The
-payload ``{"text": ...}`` is what Slack, Mattermost and Teams incoming
+The message lists what the on-call engineer must look at (confirmed
+``regression`` rows, ``host_anomaly`` and worsening ``campaign_shift``
+verdicts), each with what changed in the environment against its baseline
+and whether the run throttled, then a link to the Airflow DAG run and the
+HTML report. Suspicious rows and improvements are in the report, not here.
+The payload ``{"text": ...}`` is what Slack, Mattermost and Teams incoming
 webhooks accept. The Airflow side (``plugins/bench_notify.py``) decides when
 to call this; nothing here imports Airflow.
 """
@@ -19,6 +22,35 @@ from urllib.parse import quote
 from bench.errors import NotifyError
 
 
+def _alerts(f: Mapping[str, Any]) -> bool:
+    if f.get("verdict") == "regression":
+        return True
+    return f.get("verdict") in ("host_anomaly", "campaign_shift") and f.get("direction") == "worse"
+
+
+def _line(f: Mapping[str, Any]) -> str:
+    change = f"{f['change_pct']:+.1f}%" if isinstance(f.get("change_pct"), int | float) else ""
+    if f["verdict"] == "host_anomaly":
+        text = f"- host {f.get('scope')}: {f['metric']} {change}: {f.get('reason') or ''}".rstrip()
+        text += " (the node, not the code?)"
+    elif f["verdict"] == "campaign_shift":
+        text = (
+            f"- campaign shift ({f.get('scope')}): {f['metric']} {change}: {f.get('reason') or ''}"
+        )
+    else:
+        text = (
+            f"- {f['label']}: {f['metric']} {change} "
+            f"({_num(f.get('baseline'))} -> {_num(f.get('current'))})"
+        )
+        if f.get("confirm_run_id") is not None:
+            text += ", confirmed by a same-night re-run"
+    if f.get("changed"):
+        text += f"; changed: {f['changed']}"
+    if f.get("throttled"):
+        text += f"; {f['throttled']}"
+    return text
+
+
 def format_message(
     findings: Sequence[Mapping[str, Any]],
     *,
@@ -27,16 +59,25 @@ def format_message(
     airflow_url: str | None = None,
     report: str | None = None,
 ) -> str | None:
-    """The message for a campaign, or None when nothing regressed."""
-    regressions = [f for f in findings if f.get("verdict") == "regression"]
-    if not regressions:
+    """The message for a campaign, or None when nothing needs attention.
+
+    ``findings`` are the rows of :meth:`bench.regressions.Detection.as_json`
+    (the ``detect_regressions`` task's XCom).
+    """
+    alerts = [f for f in findings if _alerts(f)]
+    if not alerts:
         return None
-    lines = [f"{len(regressions)} regression(s) in {dag_id} run {run_id}:"]
-    for f in regressions:
-        lines.append(
-            f"- {f['label']}: {f['metric']} {f['change_pct']:+.1f}% "
-            f"({_num(f.get('baseline'))} -> {_num(f.get('current'))})"
+    counts = [
+        f"{n} {name}"
+        for name, n in (
+            ("regression(s)", sum(f["verdict"] == "regression" for f in alerts)),
+            ("host anomaly(ies)", sum(f["verdict"] == "host_anomaly" for f in alerts)),
+            ("campaign shift(s)", sum(f["verdict"] == "campaign_shift" for f in alerts)),
         )
+        if n
+    ]
+    lines = [f"{', '.join(counts)} in {dag_id} run {run_id}:"]
+    lines += [_line(f) for f in alerts]
     if airflow_url:
         lines.append(
             f"DAG run: {airflow_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"

@@ -1,41 +1,53 @@
 """The nightly gate on stored runs: the database feeds ``bench.stats``, verdicts go back.
 
-For each successful run of a campaign and each key metric: the baseline is
+For each successful run of a campaign and each key metric, the baseline is
 the last K successful runs of the same configuration (fingerprint, hence
-same device class) after the last change point of that metric's series;
-per-request values of tonight and of each baseline night, last night's
-verdicts (for persistence) and the campaign's thresholds go to
-:func:`bench.stats.assess`. The verdicts of the campaign's runs are then
-replaced as a whole, so running detection twice converges.
+same device class) after the last change point of that metric's series.
+The campaign's runs are judged together (:func:`bench.stats.campaign.judge_campaign`):
+the campaign's common shift is taken out of every configuration, a
+campaign-wide shift becomes one ``campaign_shift`` verdict and a bad host
+one ``host_anomaly``, and a run with a same-night confirm run is judged
+together with it. Every verdict row carries what changed in the
+environment against its baseline's runs (:func:`bench.environment.environment_diff`).
+The verdicts of the campaign's runs are then replaced as a whole, so
+running detection twice converges.
+
+:func:`confirm_candidates` is the same judgement without storing, for the
+DAG's ``suspects`` task: which configurations a confirm run would settle.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
+from bench.environment import environment_diff
 from bench.stats import (
     DEFAULT_K,
     KEY_METRICS,
     METRICS,
-    MIN_BASELINE,
     Better,
     Finding,
     Night,
-    assess,
     baseline_window,
     find_changepoints,
     parse_thresholds,
 )
+from bench.stats.campaign import CampaignJudgement, GroupFinding, Subject, judge_campaign
 from bench.store.queries import run_query
 from bench.store.regressions import RegressionRow, replace_regressions
 
 #: Earlier runs read per configuration: enough for change points to see a level.
 HISTORY = 60
+#: Verdicts about one run (what "last night" can confirm); the others cover many.
+RUN_VERDICTS = ("regression", "suspicious", "improvement")
+#: At most this share of a campaign's configurations (at least 2) get a confirm run.
+CONFIRM_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,56 @@ class Judged:
     label: str
     baseline_nights: int
     findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What :func:`detect_campaign` judged and stored."""
+
+    judged: tuple[Judged, ...]
+    groups: tuple[GroupFinding, ...]
+    rows: tuple[RegressionRow, ...]
+    labels: Mapping[int, str] = field(default_factory=dict)  # run id -> label
+    telemetry: Mapping[int, Mapping[str, Any] | None] = field(default_factory=dict)
+
+    def flagged(self) -> list[RegressionRow]:
+        """Rows that alert: regressions, host anomalies, campaign shifts (worse)."""
+        return [r for r in self.rows if _alerts(r)]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every stored row as JSON, for the DAG task's XCom and the notifier."""
+        from bench.environment import format_changes
+        from bench.telemetry import throttle_mark
+
+        out = []
+        for r in self.rows:
+            out.append(
+                {
+                    "run_id": r.run_id,
+                    "label": self.labels.get(r.run_id, str(r.run_id)),
+                    "metric": r.metric,
+                    "verdict": r.verdict,
+                    "direction": r.detail.get("direction"),
+                    "change_pct": None if r.change_pct is None else round(r.change_pct, 2),
+                    "baseline": r.baseline,
+                    "current": r.current,
+                    "p_value": r.p_value,
+                    "reason": r.reason,
+                    "changed": format_changes(r.changed),
+                    "scope": r.detail.get("scope"),
+                    "confirm_run_id": r.detail.get("confirm_run_id"),
+                    "throttled": throttle_mark(self.telemetry.get(r.run_id)),
+                }
+            )
+        return out
+
+
+def _alerts(row: RegressionRow) -> bool:
+    if row.verdict == "regression":
+        return True
+    if row.verdict in ("host_anomaly", "campaign_shift"):
+        return row.detail.get("direction") == "worse"
+    return False
 
 
 def better_direction(metric: str) -> Better:
@@ -70,65 +132,214 @@ def request_values(engine: sa.Engine, run_id: int) -> dict[str, np.ndarray]:
     return values
 
 
-class _Nights:
-    """Loads each run's per-request values once (a night sits in many windows)."""
+class _Store:
+    """Loads each run's values and each environment once (a night sits in many windows)."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._cache: dict[int, Night] = {}
+        self.engine = engine
+        self._nights: dict[int, Night] = {}
+        self._envs: dict[int, dict[str, Any] | None] = {}
 
-    def get(self, row: Mapping[str, Any]) -> Night:
-        run_id = int(row["run_id"])
-        if run_id not in self._cache:
-            summary = {spec.name: row[spec.name] for spec in KEY_METRICS}
-            values = request_values(self._engine, run_id)
-            self._cache[run_id] = Night(summary=summary, requests=values, label=str(run_id))
-        return self._cache[run_id]
+    def night(self, run_id: int, summary: Mapping[str, Any]) -> Night:
+        if run_id not in self._nights:
+            values = request_values(self.engine, run_id)
+            self._nights[run_id] = Night(
+                summary={spec.name: summary.get(spec.name) for spec in KEY_METRICS},
+                requests=values,
+                label=str(run_id),
+            )
+        return self._nights[run_id]
+
+    def summary_night(self, run_id: int) -> Night | None:
+        """A run that is not in any configuration's history (a confirm run)."""
+        rows = run_query(self.engine, "config_history", run_id=run_id, last=1)
+        mine = [r for r in rows if r["is_current"]]
+        return self.night(run_id, mine[0]) if mine else None
+
+    def environment(self, environment_id: int | None) -> dict[str, Any] | None:
+        if environment_id is None:
+            return None
+        if environment_id not in self._envs:
+            rows = run_query(self.engine, "environment", environment_id=environment_id)
+            self._envs[environment_id] = rows[0] if rows else None
+        return self._envs[environment_id]
 
 
-def judge_run(
-    engine: sa.Engine,
-    run_id: int,
-    *,
-    thresholds: Mapping[str, Any] | None = None,
-    k: int = DEFAULT_K,
-    nights: _Nights | None = None,
-) -> tuple[tuple[Finding, ...], int]:
-    """Findings for one ok run, and the size of its largest baseline window."""
-    limits = parse_thresholds(thresholds)
-    nights = nights or _Nights(engine)
-    rows = run_query(engine, "config_history", run_id=run_id, last=HISTORY)
-    if not rows or not rows[0]["is_current"]:
-        return (), 0
-    current, earlier = rows[0], rows[:0:-1]  # earlier runs oldest first
-    previous = (
-        [
-            Finding.from_row(r)
-            for r in run_query(engine, "run_regressions", run_id=earlier[-1]["run_id"])
-        ]
-        if earlier
-        else []
-    )
-    last = {f.metric: f for f in previous}
-    findings: list[Finding] = []
-    widest = 0
+@dataclass(frozen=True)
+class _Input:
+    """A run as the gate reads it: its history rows and its subject."""
+
+    run: Mapping[str, Any]
+    history: Sequence[Mapping[str, Any]]  # earlier ok runs, oldest first
+    subject: Subject
+
+
+def _windows(history: Sequence[Mapping[str, Any]], k: int) -> dict[str, list[int]]:
+    """Per key metric, the indices of ``history`` in its baseline (cut at change points)."""
+    out = {}
     for spec in KEY_METRICS:
-        series = [r[spec.name] for r in earlier]
+        series = [r[spec.name] for r in history]
         changes = [cp.index for cp in find_changepoints(series, spec.better)]
-        window = [r for r in baseline_window(earlier, k, changes) if r[spec.name] is not None]
-        widest = max(widest, len(window))
-        if len(window) < MIN_BASELINE or current[spec.name] is None:
+        window = baseline_window(list(range(len(history))), k, changes)
+        out[spec.name] = [i for i in window if history[i][spec.name] is not None]
+    return out
+
+
+def _previous(engine: sa.Engine, history: Sequence[Mapping[str, Any]]) -> dict[str, Finding]:
+    if not history:
+        return {}
+    rows = run_query(engine, "run_regressions", run_id=history[-1]["run_id"])
+    return {
+        str(r["metric"]): Finding.from_row(r)
+        for r in rows
+        if r["verdict"] in RUN_VERDICTS and r["metric"] in METRICS
+    }
+
+
+def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
+    inputs = []
+    for run in run_query(store.engine, "campaign_subjects", campaign=dag_run_id):
+        if run["status"] != "ok":
             continue
-        finding = assess(
-            spec.name,
-            nights.get(current),
-            [nights.get(r) for r in window],
-            previous=last.get(spec.name),
-            threshold=limits[spec.name],
+        rows = run_query(store.engine, "config_history", run_id=int(run["run_id"]), last=HISTORY)
+        if not rows or not rows[0]["is_current"]:
+            continue
+        current, history = rows[0], rows[:0:-1]  # earlier runs oldest first
+        confirm = None
+        if run["confirm_run_id"] is not None and run["confirm_status"] == "ok":
+            confirm = store.summary_night(int(run["confirm_run_id"]))
+        hosts = [(store.environment(r["environment_id"]) or {}).get("host") for r in history]
+        subject = Subject(
+            key=int(run["run_id"]),
+            label=str(run["label"]),
+            group=f"{run['device']}/{run['backend']}",
+            host=run["host"],
+            current=store.night(int(run["run_id"]), current),
+            history=[store.night(int(r["run_id"]), r) for r in history],
+            campaigns=[int(r["campaign_id"]) for r in history],
+            windows=_windows(history, k),
+            previous=_previous(store.engine, history),
+            history_hosts=hosts,
+            confirm=confirm,
+            confirm_host=run["confirm_host"],
         )
-        if finding is not None:
-            findings.append(finding)
-    return tuple(findings), widest
+        inputs.append(_Input(run, history, subject))
+    return inputs
+
+
+def _judge(
+    engine: sa.Engine, dag_run_id: str, thresholds: Mapping[str, Any] | None, k: int
+) -> tuple[_Store, list[_Input], CampaignJudgement]:
+    parse_thresholds(thresholds)  # a bad campaign threshold fails before any query
+    store = _Store(engine)
+    inputs = _inputs(store, dag_run_id, k)
+    judgement = judge_campaign([i.subject for i in inputs], thresholds=thresholds)
+    return store, inputs, judgement
+
+
+# -- what changed --------------------------------------------------------------------------------
+
+
+def _changed(store: _Store, item: _Input, metric: str) -> dict[str, Any]:
+    """The environment difference between the run and the runs of its baseline for ``metric``."""
+    tonight = store.environment(item.run["environment_id"])
+    if tonight is None:
+        return {}
+    window = item.subject.windows.get(metric) or range(len(item.history))
+    baseline = [store.environment(item.history[i]["environment_id"]) for i in window]
+    return environment_diff(tonight, [b for b in baseline if b is not None])
+
+
+def _common_changes(diffs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Keys that changed for every run of a group (what a shared cause would change)."""
+    if not diffs or any(not d for d in diffs):
+        return {}
+    keys = set(diffs[0]).intersection(*diffs[1:])
+    out = {}
+    for key in sorted(keys):
+        values = {repr(d[key]["current"]) for d in diffs}
+        first = diffs[0][key]
+        out[key] = {
+            "baseline": first["baseline"],
+            "runs": first["runs"],
+            "current": first["current"] if len(values) == 1 else sorted(values),
+        }
+    return out
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _run_rows(
+    store: _Store, inputs: Sequence[_Input], judgement: CampaignJudgement
+) -> list[RegressionRow]:
+    by_key = {i.subject.key: i for i in inputs}
+    rows = []
+    for j in judgement.judgements:
+        item = by_key[j.key]
+        for f in j.findings:
+            detail: dict[str, Any] = {"direction": f.direction}
+            if f.metric in j.common:
+                detail["common_shift_pct"] = round(100 * math.expm1(j.common[f.metric]), 3)
+            if j.confirmed:
+                detail["confirm_run_id"] = item.run["confirm_run_id"]
+            rows.append(
+                RegressionRow(
+                    run_id=int(j.key),  # type: ignore[call-overload]
+                    metric=f.metric,
+                    baseline=f.baseline,
+                    current=f.current,
+                    change_pct=f.change_pct,
+                    p_value=f.p_value,
+                    verdict=f.verdict,
+                    changed=_changed(store, item, f.metric),
+                    detail=detail,
+                    reason=f.reason,
+                )
+            )
+    return rows
+
+
+def _group_rows(
+    store: _Store,
+    inputs: Sequence[_Input],
+    judgement: CampaignJudgement,
+    taken: set[tuple[int, str]],
+) -> list[RegressionRow]:
+    """One row per campaign shift or host anomaly, on the first run it covers
+    that has no row of its own for that metric."""
+    by_key = {i.subject.key: i for i in inputs}
+    rows = []
+    for g in judgement.groups:
+        if not g.keys:
+            continue
+        keys = [int(k) for k in g.keys]  # type: ignore[call-overload]
+        anchor = next((k for k in keys if (k, g.metric) not in taken), None)
+        if anchor is None:
+            continue
+        taken.add((anchor, g.metric))
+        covered = [by_key[k] for k in keys]
+        rows.append(
+            RegressionRow(
+                run_id=anchor,
+                metric=g.metric,
+                baseline=None,
+                current=None,
+                change_pct=g.change_pct,
+                p_value=None,
+                verdict=g.verdict,
+                changed=_common_changes([_changed(store, i, g.metric) for i in covered]),
+                detail={
+                    "scope": g.scope,
+                    "direction": g.direction,
+                    "runs": keys,
+                    "labels": [i.subject.label for i in covered],
+                    **({"z": round(g.z, 2)} if g.z is not None else {}),
+                },
+                reason=g.reason,
+            )
+        )
+    return rows
 
 
 def detect_campaign(
@@ -137,26 +348,67 @@ def detect_campaign(
     *,
     thresholds: Mapping[str, Any] | None = None,
     k: int = DEFAULT_K,
-) -> list[Judged]:
+) -> Detection:
     """Judge every ok run of a campaign; store and return the verdicts."""
-    parse_thresholds(thresholds)  # a bad campaign threshold fails before any query
-    nights = _Nights(engine)
-    judged: list[Judged] = []
-    for run in run_query(engine, "campaign_runs", campaign=dag_run_id):
-        if run["status"] != "ok":
-            continue
-        findings, window = judge_run(
-            engine, int(run["run_id"]), thresholds=thresholds, k=k, nights=nights
-        )
-        judged.append(Judged(int(run["run_id"]), str(run["label"]), window, findings))
-    replace_regressions(
-        engine,
-        [j.run_id for j in judged],
-        [RegressionRow(**f.as_row(j.run_id)) for j in judged for f in j.findings],
+    store, inputs, judgement = _judge(engine, dag_run_id, thresholds, k)
+    rows = _run_rows(store, inputs, judgement)
+    rows += _group_rows(store, inputs, judgement, {(r.run_id, r.metric) for r in rows})
+    replace_regressions(engine, [int(i.run["run_id"]) for i in inputs], rows)
+    windows = {
+        i.subject.key: max((len(w) for w in i.subject.windows.values()), default=0) for i in inputs
+    }
+    judged = tuple(
+        Judged(int(j.key), j.label, windows[j.key], j.findings)  # type: ignore[call-overload]
+        for j in judgement.judgements
     )
-    return judged
+    labels = {int(i.run["run_id"]): i.subject.label for i in inputs}
+    telemetry = {int(i.run["run_id"]): i.run["telemetry"] for i in inputs}
+    return Detection(judged, judgement.groups, tuple(rows), labels, telemetry)
 
 
-def flagged(judged: Sequence[Judged]) -> list[tuple[Judged, Finding]]:
+def confirm_candidates(
+    engine: sa.Engine,
+    dag_run_id: str,
+    *,
+    thresholds: Mapping[str, Any] | None = None,
+    k: int = DEFAULT_K,
+) -> list[dict[str, Any]]:
+    """The campaign's runs a same-night confirm run would settle, most suspicious first.
+
+    A run qualifies when it is flagged ``suspicious`` in the bad direction
+    after the campaign's common shift is taken out and bad hosts are set
+    aside, and has no confirm run yet. At most :data:`CONFIRM_SHARE` of the
+    campaign (at least 2) are returned: a night where everything moved is a
+    campaign verdict, not N re-runs. Each item is what the DAG's benchmark
+    task takes (label, config, fingerprint, prompt set, world size).
+    """
+    _, inputs, judgement = _judge(engine, dag_run_id, thresholds, k)
+    by_key = {i.subject.key: i for i in inputs}
+    scored = []
+    for j in judgement.judgements:
+        metrics = set(j.to_confirm)
+        if not metrics or by_key[j.key].run["confirm_run_id"] is not None:
+            continue
+        z = max(abs(f.z) for f in j.findings if f.metric in metrics)
+        scored.append((-(z if math.isfinite(z) else 0.0), by_key[j.key]))
+    cap = max(2, math.ceil(CONFIRM_SHARE * len(inputs)))
+    items = []
+    for _, item in sorted(scored, key=lambda pair: pair[0])[:cap]:
+        run = item.run
+        items.append(
+            {
+                "label": run["label"],
+                "config": dict(run["config"]),
+                "fingerprint": run["fingerprint"],
+                "prompt_set": dict(run["prompt_set"]),
+                "world_size": int(run["world_size"]),
+                "role": "confirm",
+                "confirms_run_id": int(run["run_id"]),
+            }
+        )
+    return items
+
+
+def flagged(detection: Detection) -> list[tuple[Judged, Finding]]:
     """The findings with verdict ``regression``, in campaign order."""
-    return [(j, f) for j in judged for f in j.findings if f.verdict == "regression"]
+    return [(j, f) for j in detection.judged for f in j.findings if f.verdict == "regression"]

@@ -26,6 +26,7 @@ from bench.core.prompts import PromptSet, load_prompt_set, plan_requests
 from bench.core.results import CampaignRef, RunResult
 from bench.environment import capture_environment
 from bench.errors import BenchmarkFailed
+from bench.telemetry import telemetry_sampler
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,12 @@ def run_benchmark(
     campaign: CampaignRef | None = None,
     progress: ProgressFactory | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    role: str = "primary",
 ) -> RunResult:
-    """Benchmark one configuration. Raises BenchError on setup problems."""
+    """Benchmark one configuration. Raises BenchError on setup problems.
+
+    ``role="confirm"`` marks a same-night re-run of the campaign's run of
+    this configuration (see :data:`bench.core.results.ROLES`)."""
     plan = prepare(config)
     run_uid = uuid.uuid4().hex
     campaign = campaign or CampaignRef(dag_run_id=f"cli__{run_uid}", trigger="cli")
@@ -134,7 +139,7 @@ def run_benchmark(
             plan = Plan(backend.config, plan.prompt_set)
         backend.check(plan.measured + plan.warmup)
         environment = capture_environment(plan.config.device, backend.info())
-        return _measure(backend, plan, run_uid, campaign, environment, progress, clock)
+        return _measure(backend, plan, run_uid, campaign, environment, progress, clock, role)
     finally:
         backend.close()
 
@@ -147,11 +152,15 @@ def _measure(
     environment: dict[str, Any],
     progress: ProgressFactory | None,
     clock: Callable[[], float],
+    role: str = "primary",
 ) -> RunResult:
     config = plan.config
     started_at = _utcnow()
     warmup_s: float | None = None
     sink: ProgressSink = _NoProgress()
+    remote = get_spec(config.backend).load_shape == "stream"
+    watch = telemetry_sampler(config.device, world_size=config.world_size, remote=remote)
+    telemetry: dict[str, Any] | None = None
 
     def result(**kw: Any) -> RunResult:
         return RunResult(
@@ -164,6 +173,8 @@ def _measure(
             started_at=started_at,
             finished_at=_utcnow(),
             warmup_s=warmup_s,
+            telemetry=telemetry,
+            role=role,
             **kw,
         )
 
@@ -177,6 +188,8 @@ def _measure(
         if progress is not None:
             sink = progress(len(plan.measured), config.label)
         started_at = _utcnow()
+        if watch is not None:
+            watch.start()
         if sampler is not None:
             sampler.start()
         t0 = clock()
@@ -189,6 +202,8 @@ def _measure(
         return result(status=status, error=one_line(exc))
     finally:
         sink.close()
+        if watch is not None:
+            telemetry = watch.stop()
     requests = tuple(request_result(r) for r in records)
     passes, ratio = 1, None
     if config.timing == "dual" and (windows := dual_windows(records)) is not None:

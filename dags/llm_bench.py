@@ -3,8 +3,10 @@
 DAG id ``llm_bench_<file stem>``. Tasks: ``plan`` (validate the trigger
 values, expand the matrix, create the campaign row) -> ``benchmark`` (mapped,
 one task per model x precision x batch size, each a ``bench run`` child
-process) -> ``detect_regressions`` -> ``report``. The last two run even when
-some configurations failed; ``any_config_failed`` then marks the DAG run
+process) -> ``suspects`` -> ``confirm`` (mapped: one same-night re-run of each
+configuration the gate finds suspicious, judged together with its run) ->
+``detect_regressions`` -> ``report``. The tasks after ``benchmark`` run even
+when some configurations failed; ``any_config_failed`` then marks the DAG run
 failed, so a red run in the UI always means a configuration did not finish.
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
@@ -75,20 +77,20 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                 source, dict(context["params"]), campaign=_campaign_ref(context), db_url=_db_url()
             )
 
-        def items_for(world_size: int, planned: Any) -> Any:
+        def items_for(world_size: int, planned: Any, prefix: str = "select") -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
             if len(world_sizes) == 1:
                 return planned
 
-            @task(task_id=f"select_tp{world_size}")
+            @task(task_id=f"{prefix}_tp{world_size}")
             def select(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [i for i in items if i["world_size"] == world_size]
 
             return select(planned)
 
-        def benchmark_task(world_size: int) -> Any:
+        def benchmark_task(world_size: int, name: str = "benchmark") -> Any:
             @task(
-                task_id="benchmark" if world_size == 1 else f"benchmark_tp{world_size}",
+                task_id=name if world_size == 1 else f"{name}_tp{world_size}",
                 map_index_template="{{ task.op_kwargs['item']['label'] }}",
                 pool=c.pool,
                 pool_slots=world_size,
@@ -123,6 +125,14 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
             notifier = [BenchRegressionNotifier(webhook=c.notify_webhook)]
 
+        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        def suspects() -> list[dict[str, Any]]:
+            """The configurations to re-run once tonight (see bench.regressions)."""
+            from bench.orchestration.tasks import suspects as find
+
+            context = get_current_context()
+            return find(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
+
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
         def detect_regressions() -> list[dict[str, Any]]:
             from bench.orchestration.tasks import detect_regressions as detect
@@ -147,8 +157,14 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         planned = plan()
         benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]
+        suspected = suspects()
+        confirms = [
+            benchmark_task(ws, "confirm").expand(item=items_for(ws, suspected, "confirm_select"))
+            for ws in world_sizes
+        ]
         finished = report()
-        benchmarks >> detect_regressions() >> finished
+        benchmarks >> suspected
+        confirms >> detect_regressions() >> finished
         [planned, *benchmarks, finished] >> any_config_failed()
     return dag
 

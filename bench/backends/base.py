@@ -40,6 +40,9 @@ class BackendInfo:
     device_count: int | None = None
     driver_version: str | None = None
     runtime_version: str | None = None
+    firmware_version: str | None = None
+    #: What identifies the weights loaded (see :func:`bench.backends.revision.model_revision`).
+    model_revision: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -1,4 +1,4 @@
-"""Device discovery and per-device memory accounting.
+"""Device discovery, per-device memory accounting, CPU facts.
 
 ``auto`` means hpu when habana_frameworks imports and a card is visible,
 else cuda when torch sees a GPU, else cpu. Asking for a device that is not
@@ -74,13 +74,25 @@ def host_peak_rss_bytes() -> int:
     return peak if os.uname().sysname == "Darwin" else peak * 1024
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip() or None
     except OSError:
         pass
+    return None
+
+
+def cpu_name() -> str:
+    name = _cpuinfo("model name")
+    if name:
+        return name
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def cpu_microcode() -> str | None:
+    """The CPU's microcode revision (Linux): firmware that changes speed too."""
+    return _cpuinfo("microcode")

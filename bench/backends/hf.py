@@ -77,16 +77,29 @@ class HFBackend(InProcessBackend):
         import torch
 
         if self.config.device == "cuda":
+            from bench.backends.smi import nvidia_smi_facts
             from bench.power.nvml import nvml_driver_version
+            from bench.telemetry.nvml import nvml_firmware_version
 
+            index = torch.cuda.current_device()
+            driver, firmware = nvml_driver_version(), nvml_firmware_version(index)
+            if driver is None or firmware is None:  # no NVML bindings: ask nvidia-smi
+                facts = nvidia_smi_facts()
+                driver, firmware = (
+                    driver or facts.driver_version,
+                    firmware or facts.firmware_version,
+                )
             return BackendInfo(
                 device_name=torch.cuda.get_device_name(),
                 device_count=torch.cuda.device_count(),
-                driver_version=nvml_driver_version(),
+                driver_version=driver,
                 runtime_version=f"cuda {torch.version.cuda}",
+                firmware_version=firmware,
+                model_revision=self.revision,
             )
         return BackendInfo(
             device_name=cpu_name(),
             device_count=os.cpu_count(),
+            model_revision=self.revision,
             extra={"torch_threads": torch.get_num_threads()},
         )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.backends.base import BackendInfo, Progress, Request
 from bench.backends.options import COMMON_OPTIONS, OptionSpec
+from bench.backends.revision import model_revision
 from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, batched
 from bench.core.records import RequestRecord
@@ -100,6 +101,8 @@ class InProcessBackend:
         self._texts: dict[str, str] = {}
         self._templated = bool(config.options.get("chat_template", False))
         self._eos_ids: tuple[int, ...] = ()
+        #: What identifies the loaded weights (bench.backends.revision.model_revision).
+        self.revision: str | None = None
 
     # -- hooks for subclasses ---------------------------------------------------------
 
@@ -141,6 +144,8 @@ class InProcessBackend:
         started = time.perf_counter()
         self.model = self._load_model(path)
         log.info("loaded %s in %.1f s", path, time.perf_counter() - started)
+        commit = getattr(getattr(self.model, "config", None), "_commit_hash", None)
+        self.revision = model_revision(path, commit if isinstance(commit, str) else None)
         self.generation_config = self._generation_config()
 
     def _load_tokenizer(self) -> str:
@@ -346,7 +351,7 @@ class InProcessBackend:
         return None
 
     def info(self) -> BackendInfo:
-        return BackendInfo()
+        return BackendInfo(model_revision=self.revision)
 
     def close(self) -> None:
         self.model = None

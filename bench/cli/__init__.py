@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "bench.cli.db",
     "bench.cli.trend",
     "bench.cli.regressions",
+    "bench.cli.compare",
     "bench.cli.changepoints",
     "bench.cli.report",
     "bench.cli.tiny",

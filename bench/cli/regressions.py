@@ -8,15 +8,20 @@ from typing import Any
 
 from bench.report.tables import FORMATS, print_rows
 
-VERDICTS = ("regression", "suspicious", "improvement", "all")
+VERDICTS = ("regression", "suspicious", "improvement", "host_anomaly", "campaign_shift", "all")
+#: Columns of the table; json and csv add the full environment difference and detail.
+COLUMNS = ("started_at", "label", "metric", "verdict", "baseline", "current", "change_pct",
+           "p_value", "changed", "telemetry", "dag_run_id")  # fmt: skip
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "regressions",
         help="regressions found by the nightly gate (newest first)",
-        description="List the gate's verdicts from the results DB, or (--detect) judge a campaign's "
-        "runs against their history and store the verdicts, as the DAG's detect_regressions task does.",
+        description="List the gate's verdicts from the results DB, each with what changed in the "
+        "environment against its baseline and whether the run throttled, or (--detect) judge a "
+        "campaign's runs against their history and store the verdicts, as the DAG's "
+        "detect_regressions task does.",
     )
     p.add_argument(
         "--campaign",
@@ -40,6 +45,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_regressions)
 
 
+def verdict_row(r: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """One printed row: the short "changed" column in a table, the whole difference
+    (and the verdict's detail and reason) added in JSON and CSV (as JSON text)."""
+    import json
+
+    from bench.environment import format_changes
+    from bench.telemetry import throttle_mark
+
+    detail = r.get("detail") or {}
+    label = r["label"]
+    if r["verdict"] in ("host_anomaly", "campaign_shift") and detail.get("scope"):
+        label = f"{detail['scope']} ({len(detail.get('runs', []))} runs)"
+    row = {k: r.get(k) for k in COLUMNS}
+    row["label"] = label
+    row["changed"] = format_changes(r.get("changed") or {})
+    row["telemetry"] = throttle_mark(r.get("telemetry"))
+    if fmt != "table":
+        encode = (lambda v: json.dumps(v, default=str)) if fmt == "csv" else (lambda v: v)
+        row["changed_detail"] = encode(r.get("changed") or {})
+        row["detail"] = encode(detail)
+        row["reason"] = r.get("reason")
+    return row
+
+
 def cmd_regressions(args: argparse.Namespace) -> int:
     from bench.errors import ConfigError
     from bench.store.db import get_engine
@@ -51,8 +80,8 @@ def cmd_regressions(args: argparse.Namespace) -> int:
             raise ConfigError("--detect needs --campaign DAG_RUN_ID")
         from bench.regressions import detect_campaign
 
-        judged = detect_campaign(engine, args.campaign)
-        print(f"judged {len(judged)} ok run(s) of {args.campaign}", file=sys.stderr)
+        detection = detect_campaign(engine, args.campaign)
+        print(f"judged {len(detection.judged)} ok run(s) of {args.campaign}", file=sys.stderr)
     rows = run_query(
         engine,
         "latest_regressions",
@@ -66,9 +95,5 @@ def cmd_regressions(args: argparse.Namespace) -> int:
             f"bench: no {'verdicts' if args.verdict == 'all' else args.verdict + 's'} found",
             file=sys.stderr,
         )
-    print_rows(
-        [{k: r[k] for k in ("started_at", "label", "metric", "verdict", "baseline", "current", "change_pct",
-                            "p_value", "dag_run_id")} for r in rows],
-        args.format,
-    )  # fmt: skip
+    print_rows([verdict_row(r, args.format) for r in rows], args.format)
     return 0

@@ -97,6 +97,12 @@ def register(sub: Any) -> None:
     out.add_argument("--campaign-run-id", help="attach to this campaign (Airflow dag_run_id)")
     out.add_argument("--dag-id", help="the campaign's DAG id")
     out.add_argument("--trigger", help="how the campaign was started (scheduled, manual, cli)")
+    out.add_argument(
+        "--confirm",
+        action="store_true",
+        help="a same-night re-run confirming the campaign's run of this configuration: stored "
+        "beside it, judged together with it, never a night of its own (needs --campaign-run-id)",
+    )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_run)
 
@@ -203,9 +209,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             dag_id=getattr(args, "dag_id", None),
             trigger=getattr(args, "trigger", "manual"),
         )
+    role = "confirm" if getattr(args, "confirm", False) else "primary"
+    if role == "confirm" and campaign is None:
+        raise ConfigError("--confirm re-runs a campaign's configuration: give --campaign-run-id")
     primary = is_primary_rank()  # tensor-parallel peers run in lockstep; rank 0 alone reports
     quiet = getattr(args, "quiet", False) or not primary
-    result = run_benchmark(config, campaign=campaign, progress=None if quiet else ProgressPrinter)
+    result = run_benchmark(
+        config, campaign=campaign, progress=None if quiet else ProgressPrinter, role=role
+    )
     if not primary:
         return 0 if result.ok else 1
     if output is not None:

@@ -24,6 +24,10 @@ from bench.errors import ConfigError, ResultFileError
 
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout")
+#: ``primary``: the campaign's run of a configuration (a night of its history);
+#: ``confirm``: a same-night re-run of a suspicious one, judged together with
+#: it and stored beside it, never as a night of its own (docs/regressions.md).
+ROLES: tuple[str, ...] = ("primary", "confirm")
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,15 @@ class RunResult:
     requests: tuple[RequestResult, ...] = ()
     error: str | None = None
     warmup_s: float | None = None
+    #: Device and host telemetry over the measured window (bench.telemetry.summarize).
+    telemetry: dict[str, Any] | None = None
+    role: str = "primary"
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ConfigError(f"unknown run status {self.status!r}")
+        if self.role not in ROLES:
+            raise ConfigError(f"unknown run role {self.role!r}; one of: {', '.join(ROLES)}")
 
     @property
     def ok(self) -> bool:
@@ -78,6 +87,8 @@ class RunResult:
             "finished_at": self.finished_at.isoformat(),
             "warmup_s": self.warmup_s,
             "metrics": self.metrics.to_json() if self.metrics else None,
+            "telemetry": self.telemetry,
+            "role": self.role,
         }
 
     def jsonl_lines(self) -> Iterator[str]:
@@ -153,4 +164,6 @@ def _result_from_summary(obj: dict[str, Any], requests: tuple[RequestResult, ...
         metrics=RunMetrics.from_json(obj["metrics"]) if obj.get("metrics") else None,
         requests=requests,
         warmup_s=obj.get("warmup_s"),
+        telemetry=obj.get("telemetry"),
+        role=obj.get("role") or "primary",
     )

@@ -156,11 +156,15 @@ class Outcome:
         return {"label": self.label, "status": self.status, "error": self.error, "metrics": metrics}
 
 
-def child_args(config: RunConfig, campaign: CampaignRef, output: Path) -> list[str]:
+def child_args(
+    config: RunConfig, campaign: CampaignRef, output: Path, role: str = "primary"
+) -> list[str]:
     """``bench run`` arguments that reproduce ``config`` inside ``campaign``."""
     args = ["--config", json.dumps(config.to_dict()), "--campaign-run-id", campaign.dag_run_id]
     if campaign.dag_id:
         args += ["--dag-id", campaign.dag_id]
+    if role == "confirm":
+        args.append("--confirm")
     return [*args, "--trigger", campaign.trigger, "--output", str(output)]
 
 
@@ -225,9 +229,10 @@ def benchmark(
 
     launch = launch or launch_command
     config = RunConfig.from_mapping(item["config"])
+    role = str(item.get("role", "primary"))
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
     work.mkdir(parents=True, exist_ok=True)
-    output = work / f"{_safe(config.label)}.jsonl"
+    output = work / f"{_safe(config.label)}{'.confirm' if role == 'confirm' else ''}.jsonl"
     output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
     env = child_env(os.environ, db_url=db_url, secrets=secrets)
     started = _now()
@@ -274,7 +279,9 @@ def _run_children(
             return outcome
     left = max(deadline - time.monotonic(), 1.0)
     log(f"$ bench run {config.label} (timeout {left:.0f} s)")
-    rc, tail = _run_child(launch(config, child_args(config, campaign, output)), env, left, log)
+    role = str(item.get("role", "primary"))
+    argv = launch(config, child_args(config, campaign, output, role))
+    rc, tail = _run_child(argv, env, left, log)
     outcome = _outcome(config.label, rc, output, tail, left)
     if outcome.status != "ok" and not _child_recorded(rc, output):
         _record_failure(item, config, campaign, outcome, started, db_url, log)
@@ -373,6 +380,7 @@ def _record_failure(
             error=outcome.error or outcome.status,
             started_at=started,
             finished_at=_now(),
+            role=str(item.get("role", "primary")),
         )
     except BenchError as exc:  # the task still fails loudly; say what was not stored
         log(f"could not record the failure of {config.label} in the results DB: {exc}")
@@ -390,38 +398,42 @@ def detect_regressions(
 ) -> list[dict[str, Any]]:
     """Judge every ok run of the campaign against its history; store verdicts.
 
-    Returns the findings as JSON (the task's XCom, what a notifier lists).
+    Returns the stored rows as JSON (the task's XCom, what a notifier lists).
     """
     from bench.regressions import detect_campaign
 
-    judged = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
-    rows = [
-        {
-            "run_id": j.run_id,
-            "label": j.label,
-            "metric": f.metric,
-            "verdict": f.verdict,
-            "change_pct": round(f.change_pct, 2),
-            "baseline": f.baseline,
-            "current": f.current,
-            "p_value": f.p_value,
-            "reason": f.reason,
-        }
-        for j in judged
-        for f in j.findings
-    ]
+    detection = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    rows = detection.as_json()
     counts = collections.Counter(r["verdict"] for r in rows)
-    short = sum(j.baseline_nights < 5 for j in judged)
+    short = sum(j.baseline_nights < 5 for j in detection.judged)
+    extra = ", ".join(f"{counts[v]} {v}" for v in ("host_anomaly", "campaign_shift") if counts[v])
     log(
-        f"{len(judged)} ok run(s) judged: {counts['regression']} regression(s), "
+        f"{len(detection.judged)} ok run(s) judged: {counts['regression']} regression(s), "
         f"{counts['suspicious']} suspicious, {counts['improvement']} improvement(s)"
+        + (f", {extra}" if extra else "")
         + (f"; {short} without enough history yet (< 5 nights)" if short else "")
     )
     for r in rows:
-        log(
-            f"  {r['verdict']:<11} {r['label']:<32} {r['metric']:<20} {r['change_pct']:+7.2f}%  {r['reason']}"
-        )
+        change = "" if r["change_pct"] is None else f"{r['change_pct']:+7.2f}%"
+        log(f"  {r['verdict']:<14} {r['label']:<32} {r['metric']:<20} {change:>8}  {r['reason']}")
+        if r["changed"]:
+            log(f"  {'':<14} changed: {r['changed']}")
     return rows
+
+
+def suspects(
+    campaign: CampaignRef, *, db_url: str | None, thresholds: Mapping[str, Any], log: Log = print
+) -> list[dict[str, Any]]:
+    """The configurations to re-run once tonight (``role: confirm`` items for
+    :func:`benchmark`): suspicious after the campaign-level judgement."""
+    from bench.regressions import confirm_candidates
+
+    items = confirm_candidates(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    log(
+        f"{len(items)} configuration(s) to confirm tonight"
+        + "".join(f"\n  {i['label']}" for i in items)
+    )
+    return items
 
 
 def report_path(campaign: CampaignRef) -> Path:

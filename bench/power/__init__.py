@@ -2,8 +2,10 @@
 
 A sampler is started right before the measured window and stopped right
 after it; ``stop()`` returns the energy in joules, or None when the device
-offers no reading. Sources: NVML on CUDA (``bench.power.nvml``), hl-smi on
-Gaudi (``bench.backends.habana.hlsmi``); CPUs have none here.
+offers no reading. Sources: NVML's energy counter on CUDA
+(``bench.power.nvml``), HLML's on Gaudi (``bench.power.hlml``) with hl-smi
+power samples as the fallback (``bench.backends.habana.hlsmi``); CPUs have
+none here. Clocks, temperatures and throttling are ``bench.telemetry``'s.
 """
 
 from __future__ import annotations

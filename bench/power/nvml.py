@@ -13,7 +13,7 @@ from bench.power import PowerSampler
 from bench.power.polling import PollingSampler
 
 
-def _nvml_handle(pynvml: Any, cuda_index: int) -> Any:
+def nvml_handle(pynvml: Any, cuda_index: int) -> Any:
     """NVML numbers GPUs physically; CUDA_VISIBLE_DEVICES may renumber them."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     if visible:
@@ -44,7 +44,7 @@ def nvml_sampler(cuda_index: int = 0) -> PowerSampler | None:
         import pynvml
 
         pynvml.nvmlInit()
-        handle = _nvml_handle(pynvml, cuda_index)
+        handle = nvml_handle(pynvml, cuda_index)
     except Exception:
         return None
     try:

@@ -170,6 +170,7 @@ def build_report_data(
         table=_table(engine, campaign, runs),
         samples=[s for r in runs if r["status"] == "ok" for s in _samples(engine, r)],
         pareto=[p for m in models for p in _pareto(engine, m)],
+        verdicts=_verdicts(engine, campaign, {str(r["run_id"]) for r in runs}),
         notes=[f"{sum(r['status'] != 'ok' for r in runs)} configuration(s) did not finish: "
                + ", ".join(f"{r['label']} ({r['status']})" for r in runs if r["status"] != "ok")]
         if any(r["status"] != "ok" for r in runs) else [],
@@ -201,6 +202,14 @@ def _table(engine: sa.Engine, campaign: str, runs: Sequence[dict[str, Any]]) -> 
                 )
             )
     return sorted(rows, key=lambda t: t.config)
+
+
+def _verdicts(engine: sa.Engine, campaign: str, run_ids: set[str]) -> list[Any]:
+    """The campaign's verdicts with what changed (bench.report.changes)."""
+    from bench.report.changes import verdict_notes
+
+    rows = run_query(engine, "latest_regressions", verdict="", campaign=campaign, last=10_000)
+    return verdict_notes([r for r in rows if str(r["run_id"]) in run_ids])
 
 
 def _quantiles(values: np.ndarray) -> list[float]:

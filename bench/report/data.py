@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from bench.report.changes import VerdictNote
 
 from bench.stats.types import Verdict
 
@@ -121,7 +124,9 @@ class ReportData:
     samples: Sequence[Samples] = ()
     pareto: Sequence[ParetoPoint] = ()
     notes: Sequence[str] = field(default=())
+    #: The campaign's verdicts with what changed (bench.report.changes).
+    verdicts: Sequence[VerdictNote] = ()
 
     def __post_init__(self) -> None:
-        for name in ("series", "table", "samples", "pareto", "notes"):
+        for name in ("series", "table", "samples", "pareto", "notes", "verdicts"):
             object.__setattr__(self, name, tuple(getattr(self, name)))

@@ -38,6 +38,7 @@ table.latest th,table.latest td{border:1px solid #ddd;padding:4px 8px;text-align
 table.latest th{background:#f6f6f6}table.latest td.config{text-align:left;font-family:monospace}
 .delta{display:block;font-size:11px}
 .chart{margin:12px 0}.note{color:#666;font-style:italic}
+table.changes td{text-align:left;vertical-align:top}ul.changed{margin:0;padding-left:16px}
 """ + badge_css()
 
 _RENDER = """
@@ -183,8 +184,11 @@ def render_html(data: ReportData) -> str:
     if data.campaign:
         meta = f"campaign {html.escape(data.campaign)} · {meta}"
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)
+    from bench.report.changes import changes_section  # attribution: what changed, telemetry
+
     sections = [
         _section("latest", "Latest campaign vs baseline", [_table(data.table)], ""),
+        _section("changes", "What changed", [changes_section(data.verdicts)], ""),
         _section("trends", "Trends", trends, "no history yet"),
         _section(
             "cdfs", "Per-request distributions: tonight vs baseline", cdfs, "no per-request samples"
@@ -197,7 +201,7 @@ def render_html(data: ReportData) -> str:
         f"<title>{title}</title><style>{_CSS}</style>\n"
         f"<script>{_plotly_js()}</script>\n</head><body>\n"
         f'<header><h1>{title}</h1><p class="meta">{meta}</p>{notes}</header>\n'
-        '<nav><a href="#latest">latest</a><a href="#trends">trends</a>'
+        '<nav><a href="#latest">latest</a><a href="#changes">what changed</a><a href="#trends">trends</a>'
         '<a href="#cdfs">distributions</a><a href="#pareto">pareto</a></nav>\n'
         + "\n".join(sections)
         + f"\n<script>{_RENDER}</script>\n</body></html>\n"

@@ -74,10 +74,12 @@ when the change is overwhelming (at least ``overwhelming`` relative change,
 no finding. "Last night" is the newest baseline night: the caller passes the
 previous ok run's findings as ``previous`` and that run as ``baseline[-1]``.
 
-On the simulated histories of ``benchmarks/detector_eval.py`` this catches
-~84% of 5% steps and ~100% of 10% steps by the second bad night at ~0.4
-false regressions per 1000 config-nights; see docs/performance.md for the
-figures against the anchor rules and why 95% at 5% is out of reach there.
+On the simulated histories of ``benchmarks/detector_eval.py --single`` this
+catches ~84% of 5% steps and ~100% of 10% steps by the second bad night at
+~0.4 false regressions per 1000 config-nights. Judged with the rest of its
+campaign (:mod:`bench.stats.campaign`: common shifts taken out, a same-night
+confirm run) a 5% step is confirmed on its first night ~92% of the time; see
+docs/performance.md for the figures against the anchor rules.
 """
 
 from __future__ import annotations
@@ -92,7 +94,12 @@ from scipy import stats
 
 from bench.errors import ConfigError
 from bench.stats.robust import Location, median, median_inflation, median_sd
-from bench.stats.thresholds import Threshold, default_threshold, parse_thresholds
+from bench.stats.thresholds import (
+    SUMMARY_THRESHOLD,
+    Threshold,
+    default_threshold,
+    parse_thresholds,
+)
 from bench.stats.types import (
     KEY_METRICS,
     METRICS,
@@ -179,14 +186,21 @@ def _mann_whitney_median_p(
 
 
 def request_evidence(
-    distribution: str, current: Night, baseline: Sequence[Night], *, min_z: float = 0.0
+    distribution: str,
+    current: Night,
+    baseline: Sequence[Night],
+    *,
+    min_z: float = 0.0,
+    last: Night | None = None,
 ) -> Evidence | None:
     """Night-level z and request-level p from the per-request values of ``distribution``.
 
     None when tonight or fewer than :data:`MIN_BASELINE` baseline nights carry
     enough of those values. The rank tests (the costly part) are skipped when
     ``|z| < min_z``: such evidence cannot be notable under any threshold of
-    at least ``min_z``, and its ``p_value`` is then None.
+    at least ``min_z``, and its ``p_value`` is then None. ``last`` is the run
+    a confirmation is judged together with (default: the newest baseline
+    night; a same-night confirm run passes the campaign's run).
     """
     tonight, here = current.sample(distribution)
     if here is None:
@@ -205,17 +219,19 @@ def request_evidence(
     sampling = math.sqrt(max(here.se**2, median(np.array([loc.se**2 for loc in locations]))))
     spread = max(spread, sampling, SPREAD_FLOOR) * median_inflation(len(locations))
     shift = here.center - level
-    last_loc = baseline[-1].sample(distribution)[1]
-    last = None if last_loc is None else last_loc.center - level
+    last_loc = (last or baseline[-1]).sample(distribution)[1]
+    last_shift = None if last_loc is None else last_loc.center - level
     if abs(shift) < min_z * spread:
-        return Evidence("requests", shift, spread, None, len(locations), last)
+        return Evidence("requests", shift, spread, None, len(locations), last_shift)
     p, effect = _mann_whitney_median_p(tonight, samples)
     if effect != 0 and np.sign(effect) != np.sign(shift):
         p = 1.0  # the ranks disagree with the location: no consistent request-level shift
-    return Evidence("requests", shift, spread, p, len(locations), last)
+    return Evidence("requests", shift, spread, p, len(locations), last_shift)
 
 
-def summary_evidence(metric: str, current: Night, baseline: Sequence[Night]) -> Evidence | None:
+def summary_evidence(
+    metric: str, current: Night, baseline: Sequence[Night], *, last: Night | None = None
+) -> Evidence | None:
     """Robust z of tonight's nightly value of ``metric`` (log scale), no p-value."""
     value = current.value(metric)
     history = nights_values(baseline, metric)
@@ -223,9 +239,9 @@ def summary_evidence(metric: str, current: Night, baseline: Sequence[Night]) -> 
         return None
     level, spread = median_sd(np.log(history))
     spread = max(spread, SPREAD_FLOOR) * median_inflation(history.size)
-    newest = baseline[-1].value(metric)
-    last = None if newest is None else math.log(newest) - level
-    return Evidence("summary", math.log(value) - level, spread, None, int(history.size), last)
+    newest = (last or baseline[-1]).value(metric)
+    last_shift = None if newest is None else math.log(newest) - level
+    return Evidence("summary", math.log(value) - level, spread, None, int(history.size), last_shift)
 
 
 def _notable(ev: Evidence, threshold: Threshold, confirming: bool) -> bool:
@@ -253,11 +269,10 @@ def _judge(
     confirming = previous is not None and previous.direction == direction
     if not _notable(ev, threshold, confirming):
         return None
-    what = (
-        f"{spec.distribution} per-request level {math.expm1(ev.shift):+.1%}"
-        if ev.source == "requests"
-        else f"nightly value {math.expm1(ev.shift):+.1%}"
-    )
+    what = {
+        "requests": f"{spec.distribution} per-request level {math.expm1(ev.shift):+.1%}",
+        "proxy": f"{math.expm1(ev.shift):+.1%} from the {spec.proxy} per-request level",
+    }.get(ev.source, f"nightly value {math.expm1(ev.shift):+.1%}")
     p_text = "" if ev.p_value is None else f", median p {ev.p_value:.1e}"
     evidence = f"{what} vs {ev.nights} nights (robust z {ev.z:+.1f}{p_text})"
     if confirming:
@@ -279,6 +294,7 @@ def _assess(
     previous: Finding | None,
     threshold: Threshold,
     requests: Evidence | None,
+    last: Night | None = None,
 ) -> Finding | None:
     value = current.value(spec.name)
     history = nights_values(baseline, spec.name)
@@ -286,8 +302,16 @@ def _assess(
         return None
     level = median(history)
     evidence = requests
+    if evidence is not None and spec.proxy is not None:
+        evidence = _inverse(evidence, math.log(value / level))
     if evidence is None and not spec.tail:
-        evidence = summary_evidence(spec.name, current, baseline)
+        evidence = summary_evidence(spec.name, current, baseline, last=last)
+        if spec.proxy is not None:  # the nightly value alone: the stricter z of such metrics
+            threshold = replace(
+                threshold,
+                z=max(threshold.z, SUMMARY_THRESHOLD.z),
+                z_confirm=max(threshold.z_confirm, SUMMARY_THRESHOLD.z_confirm),
+            )
     if evidence is None:
         return None
     ev = replace(evidence, spread=max(evidence.spread, SPREAD_PER_EFFECT * threshold.min_effect))
@@ -309,6 +333,19 @@ def _assess(
     )
 
 
+def _inverse(ev: Evidence, nightly: float) -> Evidence | None:
+    """Evidence from a proxy's per-request values, sign reversed; None when the
+    nightly value moved the other way (then the nightly value alone decides)."""
+    if ev.shift * nightly >= 0:
+        return None
+    last = None if ev.last_shift is None else -ev.last_shift
+    return replace(ev, source="proxy", shift=-ev.shift, last_shift=last)
+
+
+def _evidence_source(spec: MetricSpec) -> str | None:
+    return spec.distribution or spec.proxy
+
+
 def _spec(metric: str) -> MetricSpec:
     spec = METRICS.get(metric)
     if spec is None:
@@ -323,22 +360,26 @@ def assess(
     *,
     previous: Finding | None = None,
     threshold: Threshold | None = None,
+    last: Night | None = None,
 ) -> Finding | None:
     """Tonight's finding for one metric, or None when nothing is notable.
 
     ``baseline`` holds the comparison nights, oldest first (the caller's
     selection; see :func:`baseline_window`); ``previous`` is last night's
     finding for this metric, if any (:meth:`Finding.from_row` rebuilds it
-    from the table).
+    from the table). ``last`` is the run ``previous`` was found on when it
+    is not the newest baseline night: a same-night confirm run is judged
+    with the campaign's run as ``previous`` and ``last``.
     """
     spec = _spec(metric)
     threshold = threshold or default_threshold(metric)
+    dist = _evidence_source(spec)
     requests = (
-        request_evidence(spec.distribution, current, baseline, min_z=_lowest_z(threshold))
-        if spec.distribution
+        request_evidence(dist, current, baseline, min_z=_lowest_z(threshold), last=last)
+        if dist
         else None
     )
-    return _assess(spec, current, baseline, previous, threshold, requests)
+    return _assess(spec, current, baseline, previous, threshold, requests, last)
 
 
 def _lowest_z(threshold: Threshold) -> float:
@@ -370,12 +411,11 @@ def detect(
     for spec in specs:
         name = spec.name
         requests = None
-        if spec.distribution is not None:
-            if spec.distribution not in per_distribution:
-                per_distribution[spec.distribution] = request_evidence(
-                    spec.distribution, current, baseline, min_z=min_z
-                )
-            requests = per_distribution[spec.distribution]
+        dist = _evidence_source(spec)
+        if dist is not None:
+            if dist not in per_distribution:
+                per_distribution[dist] = request_evidence(dist, current, baseline, min_z=min_z)
+            requests = per_distribution[dist]
         finding = _assess(spec, current, baseline, last.get(name), limits[name], requests)
         if finding is not None:
             findings.append(finding)

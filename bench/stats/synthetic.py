@@ -12,7 +12,8 @@ chosen to match how serving benchmarks are noisy, not to flatter a detector:
 * 2% of nights are slow outliers (half-normal, sd 10%: a noisy neighbour);
 * 1% of requests are stragglers, 1.5-3x slower (a GC pause, a preemption);
 * throughput is tokens over the sum of request latencies, so stragglers and
-  night effects reach it too;
+  night effects reach it too; each request's end-to-end time is a fixed
+  multiple of its TTFT (what throughput is made of);
 * a step multiplies every latency from ``step_night`` on by ``1 + step``
   (negative = faster).
 """
@@ -69,7 +70,8 @@ class History:
         }
 
     def night(self, index: int, *, with_requests: bool = True) -> Night:
-        requests = {"ttft": self.ttft[index]} if with_requests else {}
+        row = self.ttft[index]
+        requests = {"ttft": row, "e2e": row * E2E_OVER_TTFT} if with_requests else {}
         return Night(summary=self.summary(index), requests=requests, label=f"night {index}")
 
     def nights(self, *, with_requests: bool = True) -> list[Night]:
@@ -108,3 +110,143 @@ def simulate(
         night_sd=night_sd,
         request_cv=cv,
     )
+
+
+# -- campaigns: configurations that share a night ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignNoise:
+    """A campaign of configurations of one device class, night after night.
+
+    Each configuration keeps the per-request noise of :class:`NoiseModel`
+    (CV, stragglers, 64-200 requests) and its own night-effect sd (0.5-1.5%),
+    which is split in three independent parts:
+
+    * ``common_share`` of its variance is shared by every configuration of
+      the campaign that night (the cluster, a shared filesystem, firmware state);
+    * ``host_share`` is shared by everything that runs on the same host that
+      night: the configurations scheduled there, and a confirm run if it
+      lands there (the node's clocks, thermals, neighbours);
+    * the rest is the run's own (its process: allocator, graph compilation,
+      preemptions), drawn afresh by a re-run.
+
+    Configurations are spread over ``hosts`` at random each night, as a Celery
+    queue does. Outliers come in two kinds: a slow run (``outlier_run_rate``,
+    its own) and a slow host-night (``bad_host_rate``, everything on that
+    host), each half-normal with sd ``outlier_sd``. The default split (a third
+    each) is an assumption, not a measurement: ``benchmarks/detector_eval.py
+    --shares`` shows the figures under other splits.
+    """
+
+    base: NoiseModel = NoiseModel()
+    configs: int = 8
+    hosts: int = 2
+    common_share: float = 1 / 3
+    host_share: float = 1 / 3
+    outlier_run_rate: float = 0.01
+    bad_host_rate: float = 0.01
+    outlier_sd: float = 0.10
+
+    def __post_init__(self) -> None:
+        if not (self.common_share >= 0 and 0 <= self.host_share <= 1 - self.common_share):
+            raise ValueError("common_share + host_share must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class _Config:
+    level: float  # log ms
+    sigma: float  # per-request log sd
+    night_sd: float
+    n: int
+
+
+class CampaignHistory:
+    """One simulated campaign: every configuration's nights, and confirm runs on demand.
+
+    ``steps[c]`` is the log shift of configuration ``c`` from each night on
+    (a step is a code change: it follows the configuration into a re-run).
+    Confirm runs are drawn from their own seeded stream, so the same
+    (configuration, night) always gives the same re-run.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        n_nights: int,
+        noise: CampaignNoise,
+        steps: np.ndarray | None = None,
+    ) -> None:
+        base = noise.base
+        self.noise = noise
+        self.n_nights = n_nights
+        self.configs = []
+        for _ in range(noise.configs):
+            cv = float(rng.uniform(*base.request_cv))
+            self.configs.append(
+                _Config(
+                    level=math.log(float(rng.uniform(20.0, 2000.0))),
+                    sigma=math.sqrt(math.log1p(cv * cv)),
+                    night_sd=float(rng.uniform(*base.night_sd)),
+                    n=int(rng.integers(base.requests[0], base.requests[1] + 1)),
+                )
+            )
+        c, h, t = noise.configs, noise.hosts, n_nights
+        self.common = rng.normal(0.0, 1.0, t)
+        self.host_effect = rng.normal(0.0, 1.0, (h, t))
+        self.bad_host = np.where(
+            rng.random((h, t)) < noise.bad_host_rate,
+            np.abs(rng.normal(0.0, noise.outlier_sd, (h, t))),
+            0.0,
+        )
+        self.host_of = rng.integers(0, h, (c, t))
+        self.steps = np.zeros((c, t)) if steps is None else np.asarray(steps, dtype=np.float64)
+        self._seed = int(rng.integers(2**62))
+        self._rng = rng
+        self._nights: dict[tuple[int, int], Night] = {}
+
+    def _effect(self, rng: np.random.Generator, c: int, t: int, host: int) -> float:
+        cfg, noise = self.configs[c], self.noise
+        run_share = 1.0 - noise.common_share - noise.host_share
+        effect = cfg.night_sd * (
+            math.sqrt(noise.common_share) * self.common[t]
+            + math.sqrt(noise.host_share) * self.host_effect[host, t]
+            + math.sqrt(run_share) * rng.normal()
+        )
+        if rng.random() < noise.outlier_run_rate:
+            effect += abs(rng.normal(0.0, noise.outlier_sd))
+        return effect + self.bad_host[host, t] + self.steps[c, t]
+
+    def _run(self, rng: np.random.Generator, c: int, t: int, host: int, extra: int = 1) -> Night:
+        cfg, base = self.configs[c], self.noise.base
+        n = cfg.n * extra
+        ttft = np.exp(cfg.level + self._effect(rng, c, t, host) + rng.normal(0.0, cfg.sigma, n))
+        stragglers = rng.random(n) < base.straggler_rate
+        ttft[stragglers] *= rng.uniform(*base.straggler_factor, int(stragglers.sum()))
+        throughput = n * TOKENS_PER_REQUEST / (ttft.sum() * E2E_OVER_TTFT / 1e3)
+        p50, p99 = np.percentile(ttft, (50, 99))
+        summary = {
+            "ttft_p50_ms": float(p50),
+            "ttft_p99_ms": float(p99),
+            "output_tokens_per_s": float(throughput),
+        }
+        requests = {"ttft": ttft, "e2e": ttft * E2E_OVER_TTFT}
+        return Night(summary=summary, requests=requests, label=f"config {c} night {t}")
+
+    def night(self, c: int, t: int) -> Night:
+        """The campaign's run of configuration ``c`` on night ``t``."""
+        key = (c, t)
+        if key not in self._nights:
+            rng = np.random.default_rng([self._seed, c, t, 0])
+            self._nights[key] = self._run(rng, c, t, int(self.host_of[c, t]))
+        return self._nights[key]
+
+    def confirm(self, c: int, t: int, extra: int = 1) -> tuple[Night, int]:
+        """A same-night re-run of ``c`` (with ``extra`` times the requests) and its host,
+        any host with equal chance, as a Celery queue hands it to any free worker."""
+        rng = np.random.default_rng([self._seed, c, t, 1])
+        host = int(rng.integers(0, self.noise.hosts))
+        return self._run(rng, c, t, host, extra), host
+
+    def host(self, c: int, t: int) -> str:
+        return f"host{int(self.host_of[c, t])}"

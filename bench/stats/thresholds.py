@@ -66,9 +66,9 @@ class Threshold:
         _check("overwhelming", self.overwhelming, 0.0, math.inf)
 
 
-#: Metrics judged on per-request values (TTFT, TPOT, ITL, E2E).
+#: Metrics judged on per-request values (TTFT, TPOT, ITL, E2E; throughput through E2E).
 DEFAULT_THRESHOLD = Threshold()
-#: Metrics with only a nightly value (throughput, memory, energy).
+#: Metrics with only a nightly value (memory, energy).
 SUMMARY_THRESHOLD = Threshold(z=2.5, z_confirm=2.5)
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Threshold))
 
@@ -78,7 +78,7 @@ def default_threshold(metric: str) -> Threshold:
     spec = METRICS.get(metric)
     if spec is None:
         raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    return DEFAULT_THRESHOLD if spec.distribution else SUMMARY_THRESHOLD
+    return DEFAULT_THRESHOLD if spec.distribution or spec.proxy else SUMMARY_THRESHOLD
 
 
 def _number(where: str, value: Any) -> float:

@@ -37,13 +37,20 @@ class MetricSpec:
     nightly value alone, because the p99 of 64-200 requests rests on the one
     or two slowest and swings by tens of percent whenever a straggler or two
     land in the sample (the evaluation's simulated p99 series show exactly
-    that), so a gate on it would cry wolf every week.
+    that), so a gate on it would cry wolf every week. ``proxy`` names the
+    per-request values a run-level metric is made of, inversely: throughput
+    is output tokens over the requests' end-to-end times, so their level
+    (trimmed, immune to the one straggler that moves a nightly sum by 1-2%)
+    is its evidence whenever the nightly value moved the same way; a loss
+    outside the requests (gaps between batches) still shows in the nightly
+    value, which stays the fallback.
     """
 
     name: str
     better: Better
     distribution: str | None = None
     tail: bool = False
+    proxy: str | None = None
 
     def direction(self, signed_change: float) -> Direction:
         """``worse`` or ``better`` for a signed change of this metric."""
@@ -59,7 +66,7 @@ KEY_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("tpot_p99_ms", "lower", "tpot", tail=True),
     MetricSpec("itl_p99_ms", "lower", "itl", tail=True),
     MetricSpec("e2e_p99_ms", "lower", "e2e", tail=True),
-    MetricSpec("output_tokens_per_s", "higher"),
+    MetricSpec("output_tokens_per_s", "higher", proxy="e2e"),
     MetricSpec("peak_memory_bytes", "lower"),
     MetricSpec("energy_j_per_token", "lower"),
 )
@@ -109,6 +116,30 @@ class Night:
             values = usable(raw) if raw is not None else np.empty(0)
             self._samples[distribution] = (values, log_location(values) if values.size else None)
         return self._samples[distribution]
+
+    def scaled(self, factors: Mapping[str, float]) -> Night:
+        """This night with values multiplied by ``factors``.
+
+        A key is a per-request distribution (``ttft``...: its requests, and
+        the metrics summarising it unless they have a key of their own) or a
+        metric name (its nightly value). A metric judged through a proxy
+        distribution (throughput through ``e2e``) without a key of its own
+        moves against it. Used to take a campaign's common shift out of a
+        night (:mod:`bench.stats.campaign`). Locations already computed carry
+        over, shifted by ``log(factor)``: scaling commutes with the trimmed
+        mean of logs.
+        """
+        requests = {d: v * factors.get(d, 1.0) for d, v in self.requests.items()}
+        summary = {
+            m: v if v is None or m not in METRICS else float(v) * _factor(m, factors)
+            for m, v in self.summary.items()
+        }
+        night = Night(summary=summary, requests=requests, label=self.label)
+        for name, (values, loc) in self._samples.items():
+            f = factors.get(name, 1.0)
+            moved = None if loc is None else Location(loc.center + math.log(f), loc.se, loc.n)
+            night._samples[name] = (values * f, moved)
+        return night
 
     def value(self, metric: str) -> float | None:
         """The metric's finite positive value, else None (all metrics here are > 0)."""
@@ -181,6 +212,20 @@ class Finding:
             direction=spec.direction(change),
             reason=str(row.get("reason") or "stored finding"),
         )
+
+
+def source(metric: str) -> str:
+    """Where a key metric's evidence comes from: its distribution (or proxy), else itself."""
+    spec = METRICS[metric]
+    return spec.distribution or spec.proxy or spec.name
+
+
+def _factor(metric: str, factors: Mapping[str, float]) -> float:
+    """How a metric's nightly value scales: its own factor, else its source's."""
+    if metric in factors:
+        return factors[metric]
+    f = factors.get(source(metric), 1.0)
+    return 1.0 / f if METRICS[metric].proxy else f
 
 
 def nights_values(nights: Sequence[Night], metric: str) -> np.ndarray:

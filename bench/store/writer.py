@@ -6,7 +6,8 @@ first: the same file loaded again changes nothing. A newer attempt for the
 same slot (an Airflow retry) replaces the older one, requests and summary
 included; an older attempt arriving late (a spool drained after the retry
 already loaded) is skipped, so the newest attempt always wins whatever the
-loading order.
+loading order. A confirm run (``role="confirm"``) has a slot of its own, the
+primary run it confirms, with the same rules.
 
 Parallel writers (one per mapped task) touch shared rows in one fixed order:
 campaign, environment, config, run. Shared rows are only ever inserted
@@ -294,6 +295,25 @@ def _insert_summary(conn: sa.Connection, run_id: int, metrics: RunMetrics) -> No
     )
 
 
+def _slot(
+    conn: sa.Connection, result: RunResult, campaign_id: int, config_id: int
+) -> dict[str, Any]:
+    """Where a run goes: its (campaign, config) slot, or for a confirm run the
+    primary run it confirms (it takes no config of its own: see migration 015)."""
+    if result.role != "confirm":
+        return {"campaign_id": campaign_id, "config_id": config_id, "confirm_of": None}
+    primary = conn.execute(
+        sa.text("SELECT id FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id"),
+        {"campaign_id": campaign_id, "config_id": config_id},
+    ).scalar()
+    if primary is None:
+        raise StoreError(
+            f"confirm run {result.run_uid} of {result.config.label}: campaign "
+            f"{result.campaign.dag_run_id} has no run of that configuration to confirm"
+        )
+    return {"campaign_id": campaign_id, "config_id": None, "confirm_of": int(primary)}
+
+
 def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
     n_requests = len(result.requests)
     existing = conn.execute(
@@ -304,28 +324,30 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
     campaign_id = _campaign_id(conn, result)
     environment_id = _environment_id(conn, result.environment)
     config_id = _config_id(conn, result.config, result.fingerprint, result.prompt_set)
-    slot = {"campaign_id": campaign_id, "config_id": config_id}
-    previous = conn.execute(
-        sa.text(
-            "SELECT id, started_at FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id FOR UPDATE"
-        ),
-        slot,
-    ).first()
+    slot = _slot(conn, result, campaign_id, config_id)
+    occupant = (
+        "SELECT id, started_at FROM run WHERE confirm_of = :confirm_of FOR UPDATE"
+        if slot["confirm_of"] is not None
+        else "SELECT id, started_at FROM run WHERE campaign_id = :campaign_id"
+        " AND config_id = :config_id FOR UPDATE"
+    )
+    previous = conn.execute(sa.text(occupant), slot).first()
     if previous is not None:
         if previous.started_at > _utc(result.started_at):
             log.info(
                 "run %s is older than run %s of its slot; skipped", result.run_uid, previous.id
             )
             return LoadReport(int(previous.id), SUPERSEDED, n_requests)
-        # request rows go with it (trigger), summary and regressions by cascade
+        # request rows go with it (trigger), summary, regressions and its confirm run by cascade
         conn.execute(sa.text("DELETE FROM run WHERE id = :id"), {"id": previous.id})
     run_id = int(
         conn.execute(
             sa.text(
-                "INSERT INTO run (run_uid, campaign_id, config_id, environment_id, status, error,"
-                " started_at, finished_at, warmup_s, prompt_set, config)"
-                " VALUES (:run_uid, :campaign_id, :config_id, :environment_id, :status, :error,"
-                " :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb), CAST(:config AS jsonb))"
+                "INSERT INTO run (run_uid, campaign_id, config_id, confirm_of, environment_id,"
+                " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry)"
+                " VALUES (:run_uid, :campaign_id, :config_id, :confirm_of, :environment_id,"
+                " :status, :error, :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb),"
+                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb))"
                 " RETURNING id"
             ),
             {
@@ -339,6 +361,7 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
                 "warmup_s": result.warmup_s,
                 "prompt_set": _jsonb(result.prompt_set),
                 "config": _jsonb(result.config.to_dict()),
+                "telemetry": None if result.telemetry is None else _jsonb(result.telemetry),
             },
         ).scalar_one()
     )
@@ -373,10 +396,11 @@ def record_failure(
     error: str,
     started_at: datetime,
     finished_at: datetime,
+    role: str = "primary",
 ) -> int:
     """Record a run whose process crashed, was killed or timed out: a run
     row with the error and no requests (environment unknown), replacing any
-    older attempt of (campaign, config). Its run id."""
+    older attempt of (campaign, config), or of the confirm run. Its run id."""
     if status not in FAILURE_STATUSES:
         raise ConfigError(
             f"a recorded failure's status is one of {', '.join(FAILURE_STATUSES)}, not {status!r}"
@@ -391,6 +415,7 @@ def record_failure(
         campaign=campaign,
         prompt_set=dict(prompt_set),
         error=error,
+        role=role,
     )
     return load(engine, result).run_id
 

@@ -1,10 +1,13 @@
-"""A 10% TTFT slowdown through the real DAG path: stored verdicts and a webhook message.
+"""A 10% TTFT slowdown through the real DAG path: a regression on its first night.
 
 The model is the delay model (its forward pass sleeps a known time), loaded
 by the child ``bench run`` as remote code. One real night is measured, 14
 earlier nights are derived from it (the manipulated history), then the
-prefill delay grows 10% and the campaign runs twice: ``suspicious`` after
-the first slow night, ``regression`` after the second, posted to a webhook.
+prefill delay grows 10% and the campaign runs once: ``suspects`` finds the
+configuration suspicious, ``confirm`` re-runs it in the same DAG run, and
+``detect_regressions`` judges both runs together: a ``regression`` on the
+first slow night, posted to a webhook. The confirm run is stored beside the
+night's run, never as a night of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import yaml
 from bench.core.metrics import summarize
 from bench.core.results import CampaignRef, read_jsonl
 from bench.store.db import get_engine
+from bench.store.queries import run_query
 from bench.store.writer import load_result
 from tests.core.delay_model import save_delay_model
 
@@ -122,30 +126,40 @@ def test_injected_ttft_slowdown_becomes_a_regression_and_a_notification(  # type
     save_delay_model(
         model, tiny_model, remote_code=True, prefill_ms=110.0, decode_ms=8.0
     )  # 10% slower prefill
-    slow1 = dag_test("llm_bench_delay", dags_folder=dags_copy)
-    slow2 = dag_test("llm_bench_delay", dags_folder=dags_copy)
-    assert slow1.state == slow2.state == "success"
+    slow = dag_test("llm_bench_delay", dags_folder=dags_copy)
+    assert slow.state == "success", slow.log[-3000:]
+    assert slow.states("confirm") == {"delay/fp32/bs1": "success"}  # re-run once, same DAG run
 
     with engine.connect() as conn:
         verdicts = {
-            (run_id, metric): (verdict, change)
-            for run_id, metric, verdict, change in conn.execute(
+            (run_id, metric): (verdict, change, detail)
+            for run_id, metric, verdict, change, detail in conn.execute(
                 sa.text(
-                    "SELECT c.dag_run_id, g.metric, g.verdict, g.change_pct FROM regression g"
+                    "SELECT c.dag_run_id, g.metric, g.verdict, g.change_pct, g.detail FROM regression g"
                     " JOIN run r ON r.id = g.run_id JOIN campaign c ON c.id = r.campaign_id"
                 )
             )
         }
-    assert verdicts.get((slow1.run_id, "ttft_p50_ms"), ("none",))[0] == "suspicious", verdicts
-    verdict, change = verdicts[(slow2.run_id, "ttft_p50_ms")]
-    assert verdict == "regression" and 6 < change < 14
-    assert not any(
-        k[0] == first.run_id for k in verdicts
-    )  # the real first night was not judged worse
+        confirm_of, confirm_config = conn.execute(
+            sa.text(
+                "SELECT p.id, k.config_id FROM run k JOIN run p ON p.id = k.confirm_of"
+                " JOIN campaign c ON c.id = k.campaign_id WHERE c.dag_run_id = :run"
+            ),
+            {"run": slow.run_id},
+        ).one()
+    verdict, change, detail = verdicts[(slow.run_id, "ttft_p50_ms")]
+    gate = [line for line in slow.log.splitlines() if "ttft_p50_ms" in line or "judged" in line]
+    assert verdict == "regression" and 6 < change < 14, gate  # confirmed on the first night
+    assert detail["confirm_run_id"] is not None and confirm_config is None
+    assert not any(k[0] == first.run_id for k in verdicts)  # the real first night was not worse
+    # 16 nights of history, the confirm run is none of them
+    series = run_query(engine, "metric_series", model="delay", metric="ttft_p50_ms", last=100)
+    assert len(series) == 16 and confirm_of in {r["run_id"] for r in series}
 
-    # one message, for the confirmed regressions only (the first slow night sent none)
+    # one message, for the confirmed regression, on the night it happened
     assert len(_Hook.received) == 1
     text = _Hook.received[0]["text"]
-    assert f"llm_bench_delay run {slow2.run_id}" in text and "delay/fp32/bs1: ttft_p50_ms +" in text
+    assert f"llm_bench_delay run {slow.run_id}" in text and "delay/fp32/bs1: ttft_p50_ms +" in text
+    assert "confirmed by a same-night re-run" in text
     assert "DAG run: http://airflow.example:8080/dags/llm_bench_delay/runs/manual__" in text
     assert f"report: {bench_home}/reports/llm_bench_delay/" in text

@@ -16,7 +16,10 @@ from tests.conftest import REPO
 def test_smoke_structure(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["llm_bench_smoke"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"plan", "benchmark", "detect_regressions", "report", "any_config_failed"}
+    assert set(tasks) == {
+        "plan", "benchmark", "suspects", "confirm", "detect_regressions", "report",
+        "any_config_failed",
+    }  # fmt: skip
     bench = tasks["benchmark"]
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
@@ -32,6 +35,12 @@ def test_smoke_structure(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert tasks["plan"].retries == 0  # a bad trigger value fails once, clearly
     assert tasks["plan"].downstream_task_ids >= {"benchmark"}
     assert tasks["detect_regressions"].trigger_rule == "all_done"
+    # a same-night confirm run of each suspicious configuration, then the verdicts
+    assert tasks["suspects"].trigger_rule == "all_done"
+    assert tasks["suspects"].upstream_task_ids == {"benchmark"}
+    assert tasks["confirm"].upstream_task_ids == {"suspects"}
+    assert tasks["detect_regressions"].upstream_task_ids == {"confirm"}
+    assert (tasks["confirm"].pool, tasks["confirm"].queue) == (bench.pool, bench.queue)
     assert tasks["report"].trigger_rule == "all_done"
     assert tasks["report"].upstream_task_ids == {"detect_regressions"}
     assert tasks["any_config_failed"].trigger_rule == "one_failed"
@@ -44,6 +53,7 @@ def test_nightly_structure_pools_and_multi_card(dagbag) -> None:  # type: ignore
     assert tasks["benchmark"].pool == "hpu" and tasks["benchmark"].queue == "hpu"
     assert tasks["benchmark"].pool_slots == 1
     assert tasks["benchmark_tp8"].pool_slots == 8  # a 70B tensor-parallel config takes 8 cards
+    assert tasks["confirm_tp8"].pool_slots == 8  # and so does its confirm run
     assert tasks["benchmark"].execution_timeout == timedelta(minutes=90, seconds=60)
     assert dag.timetable.expression == "0 2 * * *"
     assert {"plan", "report"} <= set(tasks)

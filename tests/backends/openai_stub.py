@@ -131,8 +131,12 @@ class Stub:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/_log", self.show_log)
+        app.router.add_get("/version", self.version)  # vLLM's version endpoint
         app.router.add_route("*", "/{path:.*}", self.route)
         return app
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.0.0-stub"})
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         modes, sep, api = request.path.partition("/v1/")

@@ -18,7 +18,6 @@ from bench.backends.habana.hlsmi import (
     CardReading,
     HlSmiSampler,
     card_energy,
-    cards_in_use,
     driver_version,
     hlsmi_command,
     hlsmi_sampler,
@@ -27,6 +26,7 @@ from bench.backends.habana.hlsmi import (
     visible_cards,
 )
 from bench.power import integrate_energy
+from bench.power.hlml import cards_in_use
 
 DATA = Path(__file__).parent.parent / "data" / "hlsmi"
 

@@ -697,6 +697,8 @@ def test_runner_measures_a_run_against_the_endpoint(stub: str, tmp_path: Path) -
     assert result.environment is not None
     assert result.environment["device_name"].startswith("endpoint 127.0.0.1:")
     assert result.environment["extra"]["load_shape"] == "closed loop, concurrency 2"
+    assert result.environment["runtime_version"] == "0.0.0-stub (/version)"  # the server's own
+    assert result.telemetry is not None and result.telemetry["sources"] == ["host"]
 
 
 def test_device_names_the_servers_hardware(stub: str, tmp_path: Path) -> None:

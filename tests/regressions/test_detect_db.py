@@ -46,7 +46,9 @@ def load_nights(engine: sa.Engine, levels: list[float], seed: int = 1) -> list[C
 
 def verdicts(engine: sa.Engine, ref: CampaignRef) -> dict[str, str]:
     return {
-        f.metric: f.verdict for j in detect_campaign(engine, ref.dag_run_id) for f in j.findings
+        f.metric: f.verdict
+        for j in detect_campaign(engine, ref.dag_run_id).judged
+        for f in j.findings
     }
 
 
@@ -81,7 +83,7 @@ def test_pure_noise_gives_no_regression_and_detection_converges(db_url: str) -> 
 def test_too_little_history_gives_no_verdict(db_url: str) -> None:
     engine = get_engine(db_url)
     nights = load_nights(engine, [50.0, 50.0, 80.0])
-    (judged,) = detect_campaign(engine, nights[-1].dag_run_id)
+    (judged,) = detect_campaign(engine, nights[-1].dag_run_id).judged
     assert judged.findings == () and judged.baseline_nights == 2
 
 

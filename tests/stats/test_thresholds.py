@@ -13,7 +13,8 @@ def test_defaults_depend_on_the_kind_of_evidence() -> None:
     limits = parse_thresholds(None)
     assert set(limits) == set(METRICS)
     assert limits["ttft_p99_ms"] == DEFAULT_THRESHOLD
-    assert limits["output_tokens_per_s"] == SUMMARY_THRESHOLD
+    assert limits["output_tokens_per_s"] == DEFAULT_THRESHOLD  # through its e2e requests
+    assert limits["peak_memory_bytes"] == SUMMARY_THRESHOLD
     assert SUMMARY_THRESHOLD.z > DEFAULT_THRESHOLD.z  # no request-level test beside it
 
 
@@ -28,7 +29,8 @@ def test_default_then_metric_overrides() -> None:
     assert limits["ttft_p99_ms"] == Threshold(min_effect=0.05, z=4.0, z_confirm=2.0, p=0.001)
     assert limits["ttft_p50_ms"].min_effect == 0.03
     assert limits["output_tokens_per_s"].min_effect == 0.03
-    assert limits["output_tokens_per_s"].z == SUMMARY_THRESHOLD.z
+    assert limits["output_tokens_per_s"].z == DEFAULT_THRESHOLD.z  # judged through e2e requests
+    assert limits["energy_j_per_token"].z == SUMMARY_THRESHOLD.z
     assert limits["peak_memory_bytes"].min_effect == 0.02
     assert parse_thresholds(limits) == limits  # parsing parsed thresholds changes nothing
 

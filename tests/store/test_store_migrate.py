@@ -79,6 +79,10 @@ def test_unique_keys_and_checks(engine: sa.Engine) -> None:
                 sa.text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'")
             ).scalars()
         )
+        verdicts = set(conn.execute(sa.text("SELECT name FROM verdict")).scalars())
+        foreign = set(
+            conn.execute(sa.text("SELECT conname FROM pg_constraint WHERE contype = 'f'")).scalars()
+        )
     assert {
         "campaign_dag_run_id_key",
         "benchmark_config_fingerprint_key",
@@ -86,7 +90,10 @@ def test_unique_keys_and_checks(engine: sa.Engine) -> None:
         "run_campaign_config_key",
         "run_run_uid_key",
     } <= uniques
-    assert "'oom'" in checks and "'timeout'" in checks and "'suspicious'" in checks
+    assert "'oom'" in checks and "'timeout'" in checks
+    # verdicts are rows of `verdict` (migration 015), enforced by a foreign key
+    assert {"regression", "suspicious", "improvement", "host_anomaly", "campaign_shift"} <= verdicts
+    assert "regression_verdict_fkey" in foreign
 
 
 def test_concurrent_upgrades_apply_each_migration_once(db_url: str) -> None:
@@ -133,7 +140,7 @@ def test_a_failing_migration_leaves_nothing_behind(db_url: str, sql_copy: Path) 
         migrate.upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regclass('half_done')")).scalar() is None
-    assert not migrate.status(engine)[-1].applied
+    assert {s.name: s for s in migrate.status(engine)}["999_break_things.sql"].applied is False
 
 
 def test_badly_named_migration_is_rejected(sql_copy: Path) -> None:

@@ -438,12 +438,16 @@ class HabanaBackend(InProcessBackend):
         if not is_primary_rank():
             return None
         from bench.backends.habana.hlsmi import hlsmi_sampler
+        from bench.power.hlml import (
+            hlml_energy_sampler,  # the energy counter; hl-smi samples else
+        )
 
-        return hlsmi_sampler(self.config.world_size)
+        return hlml_energy_sampler(self.config.world_size) or hlsmi_sampler(self.config.world_size)
 
     def info(self) -> BackendInfo:
         import habana_frameworks.torch.hpu as hthpu
 
+        from bench.backends.habana.device import gaudi_firmware_version
         from bench.backends.habana.hlsmi import driver_version
 
         try:
@@ -459,6 +463,8 @@ class HabanaBackend(InProcessBackend):
             device_count=int(hthpu.device_count()),
             driver_version=driver_version(),
             runtime_version=f"habana-torch-plugin {plugin}" if plugin else None,
+            firmware_version=gaudi_firmware_version(),
+            model_revision=self.revision,
             extra=extra,
         )
 

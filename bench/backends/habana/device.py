@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from bench.backends.smi import DeviceFacts, clean, tool_output
 
 GAUDI_DOCS = "see the 'Gaudi' section of README.md and docs/gaudi.md"
 
@@ -60,3 +63,40 @@ def hpu_peak_memory_bytes() -> int | None:
     stats = hthpu.memory_stats()
     peak = stats.get("MaxInUse") if isinstance(stats, dict) else None
     return int(peak) if peak is not None else int(hthpu.max_memory_allocated())
+
+
+# -- card facts from hl-smi -q -------------------------------------------------------------
+
+_HL_SMI_KEY = re.compile(r"^\s*([^:]+?)\s*:\s?(.*)$")
+
+
+def parse_hl_smi_query(text: str) -> DeviceFacts:
+    """``hl-smi -q``: ``Key : value`` lines, the driver once, then one block
+    per card; the first card's product name and firmware (FIT) version."""
+    driver = name = firmware = None
+    cards = 0
+    for line in text.splitlines():
+        match = _HL_SMI_KEY.match(line)
+        if not match:
+            continue
+        key, value = match.group(1).strip().lower(), clean(match.group(2))
+        if key == "driver version":
+            driver = driver or value
+        elif key == "product name":
+            cards += 1
+            name = name or value
+        elif key.startswith("firmware [fit] version"):
+            firmware = firmware or value
+    return DeviceFacts(name=name, driver_version=driver, firmware_version=firmware, count=cards)
+
+
+def hl_smi_facts() -> DeviceFacts:
+    out = tool_output(["hl-smi", "-q"], timeout_s=30.0)
+    return parse_hl_smi_query(out) if out else DeviceFacts()
+
+
+def gaudi_firmware_version() -> str | None:
+    """The first card's firmware (FIT) version: HLML, else ``hl-smi -q``."""
+    from bench.power.hlml import hlml_versions
+
+    return hlml_versions()[1] or hl_smi_facts().firmware_version

@@ -21,10 +21,11 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bench.power import PowerSampler, integrate_energy
+from bench.power.hlml import cards_in_use
 
 log = logging.getLogger(__name__)
 
@@ -134,26 +135,6 @@ def card_energy(
             return None
         total += energy
     return total
-
-
-def cards_in_use(
-    environ: Mapping[str, str], visible: Sequence[int], world_size: int
-) -> list[int] | None:
-    """The cards (module ids) whose power belongs to this run, or None if unknowable.
-
-    HABANA_VISIBLE_MODULES names them exactly. Without it, all visible cards
-    count only when their number equals ``world_size``; otherwise other
-    workloads may share the node and their power must not be billed here.
-    """
-    named = environ.get("HABANA_VISIBLE_MODULES", "").strip()
-    if named:
-        try:
-            return sorted({int(x) for x in named.split(",") if x.strip()})
-        except ValueError:
-            return None
-    if visible and len(visible) == world_size:
-        return sorted(visible)
-    return None
 
 
 class HlSmiSampler:

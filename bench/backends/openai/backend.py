@@ -29,6 +29,7 @@ bare aiohttp loop and a bare httpx loop on one core.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Seconds the server may take to say its version (GET /version, /info).
+_VERSION_TIMEOUT_S = 10.0
+
 
 class OpenAIBackend:
     """Concurrent streaming HTTP requests shaped by :class:`~bench.backends.openai.loadgen.LoadShape`."""
@@ -86,6 +90,8 @@ class OpenAIBackend:
         self._read: StreamReader | None = None
         self._payloads: dict[str, bytes] = {}
         self._prompt_tokens: dict[str, int] = {}
+        #: (version, model revision) from the server's version endpoint, when it has one.
+        self._server_version: tuple[str | None, str | None] = (None, None)
 
     def load(self) -> None:
         """Open the HTTP session on a private event loop, probe the endpoint
@@ -114,6 +120,7 @@ class OpenAIBackend:
             )
         )
         self._settle(probed)
+        self._server_version = self._loop.run_until_complete(self._version())
         self._read = StreamReader(session, probed.endpoint.choice_text, self.timeout_s)
         tokenizer = load_tokenizer(self.config)
         if tokenizer is not None:
@@ -159,6 +166,8 @@ class OpenAIBackend:
             counts = "content events"
         return BackendInfo(
             device_name=f"endpoint {parts.hostname}:{port}",
+            runtime_version=self._server_version[0],
+            model_revision=self._server_version[1],
             extra={
                 "url": redact_url(self.base + probed.endpoint.path),
                 "served_model": self.model_name,
@@ -196,6 +205,29 @@ class OpenAIBackend:
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             auto_decompress=False,
         )
+
+    async def _version(self) -> tuple[str | None, str | None]:
+        """The server's own version (and model revision): vLLM answers
+        ``GET /version`` with ``{"version": ...}``, TGI ``GET /info`` with
+        ``version`` and ``model_sha``. (None, None) when neither answers."""
+        import aiohttp
+
+        assert self._session is not None
+        root = self.base.removesuffix("/v1")
+        for path in ("/version", "/info"):
+            try:
+                async with self._session.get(
+                    root + path, timeout=aiohttp.ClientTimeout(total=_VERSION_TIMEOUT_S)
+                ) as resp:
+                    if resp.status != 200:
+                        continue
+                    body = json.loads(await resp.read())
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                continue
+            if isinstance(body, dict) and isinstance(body.get("version"), str):
+                sha = body.get("model_sha")
+                return f"{body['version']} ({path})", sha if isinstance(sha, str) else None
+        return None, None
 
     def _settle(self, probed: Probed) -> None:
         """Adopt the probe's endpoint and body; say what the server refused."""
