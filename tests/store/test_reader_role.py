@@ -63,10 +63,23 @@ def test_the_role_reads_every_table_and_view(engine: sa.Engine, reader: sa.Engin
 
 def test_the_role_runs_every_named_query(engine: sa.Engine, reader: sa.Engine) -> None:
     with engine.connect() as conn:
-        run_id, campaign = conn.execute(
-            sa.text("SELECT r.id, c.dag_run_id FROM run r JOIN campaign c ON c.id = r.campaign_id")
+        run_id, campaign, environment_id = conn.execute(
+            sa.text(
+                "SELECT r.id, c.dag_run_id, r.environment_id"
+                " FROM run r JOIN campaign c ON c.id = r.campaign_id"
+            )
         ).one()
-    required = {"model": "m", "campaign": campaign, "run_id": run_id, "slo_ttft_p99_ms": 100}
+    required = {
+        "model": "m",
+        "campaign": campaign,
+        "run_id": run_id,
+        "environment_id": environment_id,
+        "slo_ttft_p99_ms": 100,
+        "campaign_a": campaign,
+        "campaign_b": campaign,
+        "select_a": "",
+        "select_b": "",
+    }
     for name in queries.available():
         params = {p.name: required[p.name] for p in queries.query(name).params if p.required}
         queries.run_query(reader, name, **params)  # raises on "permission denied"
