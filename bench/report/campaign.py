@@ -45,14 +45,29 @@ CDF_NIGHTS = 5
 CDF_QUANTILES = 400
 
 
-def format_campaign_table(rows: Sequence[dict[str, Any]]) -> str:
+#: The compact form (a task log): column -> short header; errors go below the table.
+COMPACT_COLUMNS = {
+    "label": "label", "status": "status", "n_requests": "n", "ttft_p50_ms": "ttft_p50",
+    "ttft_p99_ms": "ttft_p99", "tpot_p50_ms": "tpot_p50", "itl_p99_ms": "itl_p99",
+    "output_tokens_per_s": "tok/s", "goodput_fraction": "goodput", "regressions": "regr",
+}  # fmt: skip
+
+
+def format_campaign_table(rows: Sequence[dict[str, Any]], width: int | None = None) -> str:
+    """The campaign as a text table; with ``width``, the compact form whose
+    every line fits that many columns (times in ms, errors below)."""
     from bench.report.tables import format_table
 
     if not rows:
         return "no runs recorded for this campaign"
     ok = sum(r["status"] == "ok" for r in rows)
-    table = format_table([{k: r.get(k) for k in TABLE_COLUMNS} for r in rows])
-    return f"{ok}/{len(rows)} configurations ok\n{table}"
+    if width is None:
+        table = format_table([{k: r.get(k) for k in TABLE_COLUMNS} for r in rows])
+        return f"{ok}/{len(rows)} configurations ok\n{table}"
+    table = format_table([{h: r.get(k) for k, h in COMPACT_COLUMNS.items()} for r in rows])
+    errors = [f"{r['label']}: {r['error']}" for r in rows if r.get("error")]
+    lines = [f"{ok}/{len(rows)} configurations ok (times in ms)", *table.splitlines(), *errors]
+    return "\n".join(line if len(line) <= width else line[: width - 3] + "..." for line in lines)
 
 
 def resolve_campaign(engine: sa.Engine, campaign: str | None, model: str | None) -> str:
