@@ -4,8 +4,11 @@ DAG id ``llm_bench_<file stem>``. Tasks: ``plan`` (validate the trigger
 values, expand the matrix, create the campaign row) -> ``benchmark`` (mapped,
 one task per model x precision x batch size, each a ``bench run`` child
 process) -> ``detect_regressions`` -> ``report``. The last two run even when
-some configurations failed; ``any_config_failed`` then marks the DAG run
-failed, so a red run in the UI always means a configuration did not finish.
+some configurations failed (and say "nothing ran" when none did);
+``any_config_failed`` then marks the DAG run failed, naming the
+configurations, so a red run in the UI always means one did not finish.
+Each task's log is the user's view: what the task bodies in
+``bench.orchestration.tasks`` print lands there.
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
 not per map index. The trigger form's fields come from
@@ -19,9 +22,10 @@ does not validate is skipped here and reported as an import error of
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
@@ -46,6 +50,25 @@ def _db_url() -> str | None:
     return results_db_url()
 
 
+def _planned(context: Any) -> list[dict[str, Any]] | None:
+    """The plan task's items; None when it failed (then nothing ran)."""
+    planned = context["ti"].xcom_pull(task_ids="plan")
+    return list(planned) if planned else None
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Fail a task (no retry: these tasks have none) with ``message`` as the
+    error line of its log, without a traceback that would bury it."""
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _base_url() -> str | None:
+    from airflow.sdk import conf
+
+    return conf.get("api", "base_url", fallback=None) or None
+
+
 def build_dag(c: Campaign, source: Path) -> DAG:
     timeout_s = c.timeout_minutes * 60
     world_sizes = sorted({m.world_size for m in c.models})
@@ -65,12 +88,20 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(retries=0)
         def plan() -> list[dict[str, Any]]:
+            from bench.errors import BenchError
+            from bench.orchestration.child import Exit
             from bench.orchestration.tasks import plan as plan_campaign
 
             context = get_current_context()
-            return plan_campaign(
-                source, dict(context["params"]), campaign=_campaign_ref(context), db_url=_db_url()
-            )
+            try:
+                return plan_campaign(
+                    source,
+                    dict(context["params"]),
+                    campaign=_campaign_ref(context),
+                    db_url=_db_url(),
+                )
+            except BenchError as exc:  # a user error: one line, no traceback
+                _fail(f"plan: error: {exc}", Exit.BAD_INPUT)
 
         def items_for(world_size: int, planned: Any) -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
@@ -123,22 +154,37 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             from bench.orchestration.tasks import detect_regressions as detect
 
             context = get_current_context()
-            return detect(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
+            return detect(
+                _campaign_ref(context),
+                db_url=_db_url(),
+                thresholds=dict(c.thresholds),
+                planned=_planned(context),
+            )
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-        def report() -> str:
+        def report() -> str | None:
             from bench.orchestration.tasks import report as write_report
 
-            return str(write_report(_campaign_ref(get_current_context()), db_url=_db_url()))
+            context = get_current_context()
+            out = write_report(
+                _campaign_ref(context),
+                db_url=_db_url(),
+                planned=_planned(context),
+                base_url=_base_url(),
+            )
+            return str(out) if out else None
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def any_config_failed() -> None:
             """Fails the DAG run when a configuration failed (the report still ran)."""
-            from airflow.sdk.exceptions import AirflowFailException
+            from bench.orchestration.child import Exit
+            from bench.orchestration.tasks import failed_configurations
 
-            raise AirflowFailException(
-                "at least one configuration failed; see the benchmark tasks and the report"
+            context = get_current_context()
+            why = failed_configurations(
+                _campaign_ref(context), db_url=_db_url(), planned=_planned(context)
             )
+            _fail(why, Exit.FAILED)
 
         planned = plan()
         benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from bench.paths import bench_home
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
 
 

@@ -1,25 +1,25 @@
 """What each campaign task does, as plain Python (the DAG file wraps it).
 
 Airflow is kept out of here on purpose: the DAG's tasks are thin wrappers
-that pass in run ids and the results DB URL, so every step is testable
-without a scheduler, and runnable by hand.
+that pass in run ids, the results DB URL and a ``log`` function, so every
+step is testable without a scheduler, and runnable by hand. Everything a
+task logs is what its Airflow task log shows: the configuration, the
+child's progress and result table, the verdicts, the campaign table and
+the report's URL.
 
-``benchmark`` runs ``bench run`` in a child process (its own session, so a
-crash, OOM or hang takes down only the child and frees the device) and makes
-sure every outcome lands in the results DB exactly once per (campaign,
-config): the child stores what it measured; the parent stores what the child
-could not (bad config, crash, kill, timeout). Both replace, never add.
+``plan`` validates and expands the matrix only; each ``benchmark`` runs
+``bench run`` in a child process that plans (prompts, fingerprint),
+measures and stores its own result (the contract: :mod:`.child`). The
+parent stores what the child could not (bad config, crash, kill, timeout),
+so every outcome lands in the results DB exactly once per (campaign,
+config). Both replace, never add.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
-import signal
-import subprocess
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,17 +28,21 @@ from typing import Any
 from bench.campaign import Campaign, load_campaign
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
-from bench.core.results import CampaignRef, read_jsonl
+from bench.core.results import CampaignRef
 from bench.errors import BenchError
+from bench.orchestration.child import (
+    KEY_METRICS,
+    ChildRun,
+    child_argv,
+    run_child,
+    unplanned_fingerprint,
+)
 from bench.paths import bench_home
-from bench.runner import Plan
 
 Log = Callable[[str], None]
 
-#: Exit codes of ``bench run`` (bench/cli/__init__.py).
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-#: Seconds the child gets between SIGTERM and SIGKILL.
-KILL_GRACE_S = 10.0
+#: What ``detect_regressions`` and ``report`` say when no configuration ran.
+NOTHING_RAN = "nothing ran"
 
 
 def _now() -> datetime:
@@ -84,26 +88,20 @@ def plan(
 ) -> list[dict[str, Any]]:
     """Validate the trigger values, expand the matrix, create the campaign row.
 
-    Returns one JSON-able item per configuration; raises BenchError (with a
-    message naming the bad value) before anything is benchmarked.
+    Returns one JSON-able item per configuration (label, config, world
+    size); raises BenchError (with a message naming the bad value) before
+    anything is benchmarked. The prompts and fingerprint of a configuration
+    are built by its benchmark child, on the worker that has the model.
     """
     base = load_campaign(campaign_file)
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
     _check_thresholds(effective)
-    prompt_set = load_prompt_set(effective.prompts)
-    items: list[dict[str, Any]] = []
-    for config in effective.configs():
-        run_plan = Plan(config, prompt_set)
-        items.append(
-            {
-                "label": config.label,
-                "config": config.to_dict(),
-                "fingerprint": run_plan.fingerprint,
-                "prompt_set": run_plan.prompt_set_json(),
-                "world_size": config.world_size,
-            }
-        )
+    load_prompt_set(effective.prompts)  # exists and parses; the children build the requests
+    items = [
+        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size}
+        for c in effective.configs()
+    ]
     from bench.store.migrate import upgrade
     from bench.store.writer import ensure_campaign
 
@@ -121,7 +119,7 @@ def plan(
     )
     log(f"campaign {campaign.dag_run_id}: {len(items)} configurations")
     for item in items:
-        log(f"  {item['label']}  fingerprint {item['fingerprint'][:12]}")
+        log(f"  {item['label']}")
     return items
 
 
@@ -139,63 +137,33 @@ class Outcome:
     metrics: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        keep = (
-            "ttft_p50_ms",
-            "ttft_p99_ms",
-            "tpot_p50_ms",
-            "itl_p99_ms",
-            "e2e_p99_ms",
-            "output_tokens_per_s",
-        )
-        metrics = {k: self.metrics.get(k) for k in keep} if self.metrics else None
+        metrics = {k: self.metrics.get(k) for k in KEY_METRICS} if self.metrics else None
         return {"label": self.label, "status": self.status, "error": self.error, "metrics": metrics}
 
 
-def child_args(config: RunConfig, campaign: CampaignRef, output: Path) -> list[str]:
-    """``bench run`` arguments that reproduce ``config`` inside ``campaign``."""
-    args = ["--config", json.dumps(config.to_dict()), "--campaign-run-id", campaign.dag_run_id]
-    if campaign.dag_id:
-        args += ["--dag-id", campaign.dag_id]
-    return [*args, "--trigger", campaign.trigger, "--output", str(output)]
-
-
-class _Tail:
-    """Forwards a child's output line by line and keeps the last lines."""
-
-    def __init__(self, stream: Any, log: Log, keep: int = 40) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
-        self._thread = threading.Thread(target=self._pump, args=(stream, log), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: Any, log: Log) -> None:
-        for raw in stream:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            log(line)
-
-    def join(self) -> None:
-        self._thread.join(timeout=5)
-
-    def last_error(self) -> str:
-        """The child's one-line error (``bench: ...``) or its last output line."""
-        for line in reversed(self.lines):
-            if line.startswith("bench: "):
-                return line.removeprefix("bench: ").removeprefix("error: ")
-        return next((line for line in reversed(self.lines) if line.strip()), "no output")
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the child's process group, SIGKILL what is left after a grace period."""
-    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def describe(config: RunConfig) -> str:
+    """One line naming what a configuration runs (the first line of its task log)."""
+    load = (
+        f"concurrency {config.concurrency}"
+        if config.concurrency is not None
+        else f"{config.request_rate:g} req/s"
+        if config.request_rate is not None
+        else f"batch {config.batch_size}"
+    )
+    parts = [
+        f"model {config.model}" + (f" ({config.model_path})" if config.model_path else ""),
+        config.precision,
+        load,
+        f"{config.max_new_tokens} new tokens",
+        f"{config.limit if config.limit is not None else 'all'} requests"
+        f" after {config.warmup} warmup",
+        f"prompts {config.prompts}",
+        f"{config.backend} on {config.device}"
+        + (f" x{config.world_size}" if config.world_size > 1 else ""),
+    ]
+    if config.options:
+        parts.append("options " + ", ".join(f"{k}={v}" for k, v in config.options.items()))
+    return ", ".join(parts)
 
 
 def benchmark(
@@ -207,80 +175,52 @@ def benchmark(
     log: Log = print,
 ) -> Outcome:
     """Run one configuration in a child process and record its outcome."""
-    from bench.backends.habana.launch import launch_command
-
     config = RunConfig.from_mapping(item["config"])
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
     work.mkdir(parents=True, exist_ok=True)
-    output = work / f"{_safe(config.label)}.jsonl"
+    stem = _safe(config.label)
+    output, outcome_file = work / f"{stem}.jsonl", work / f"{stem}.outcome.json"
     output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = dict(os.environ)
     if db_url:
         env["BENCH_DB_URL"] = db_url
-    argv = launch_command(config, child_args(config, campaign, output))
-    started = _now()
+    log(f"{config.label}: {describe(config)}")
     log(f"$ bench run {config.label} (timeout {timeout_s:.0f} s)")
-    proc = subprocess.Popen(
-        argv,
+    started = _now()
+    child = run_child(
+        child_argv(config, campaign, output=output, outcome=outcome_file),
+        outcome=outcome_file,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        timeout_s=timeout_s,
+        log=log,
     )
-    tail = _Tail(proc.stdout, log)
-    try:
-        rc = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        rc = None
-    finally:  # an Airflow timeout or kill of this task must not orphan the child
-        if proc.poll() is None:
-            _kill_group(proc)
-        tail.join()
-    outcome = _outcome(config.label, rc, output, tail, timeout_s)
-    if outcome.status != "ok" and not _child_recorded(rc, output):
-        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    verdict = child.verdict(timeout_s)
+    outcome = Outcome(
+        config.label,
+        verdict.status,
+        verdict.error,
+        verdict.retryable,
+        metrics=child.outcome.metrics if child.outcome and verdict.recorded else None,
+    )
+    if outcome.status != "ok" and not verdict.recorded:
+        _record_failure(child, config, campaign, outcome, started, db_url, log)
     log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+    log(f"{config.label}: {format_timings(child)}")
     return outcome
 
 
-def _child_recorded(rc: int | None, output: Path) -> bool:
-    """The child stores its own result when it got as far as measuring."""
-    return rc in (EXIT_OK, EXIT_FAILED) and output.is_file()
-
-
-def _outcome(label: str, rc: int | None, output: Path, tail: _Tail, timeout_s: float) -> Outcome:
-    if rc is None:
-        return Outcome(
-            label,
-            "timeout",
-            f"no result after {timeout_s:.0f} s; process group killed",
-            retryable=True,
-        )
-    if rc in (EXIT_OK, EXIT_FAILED) and output.is_file():
-        result = read_jsonl(output)
-        metrics = result.metrics.to_json() if result.metrics else None
-        # a failed measurement may be transient; running out of memory is not
-        return Outcome(
-            label, result.status, result.error, retryable=result.status == "failed", metrics=metrics
-        )
-    if rc == EXIT_BAD_INPUT:
-        return Outcome(label, "failed", tail.last_error(), retryable=False)
-    if rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (the kernel OOM killer?)" if -rc == signal.SIGKILL else ""
-        return Outcome(
-            label,
-            "failed",
-            f"benchmark process killed by {name}{hint}; last output: {tail.last_error()}",
-            retryable=True,
-        )
-    return Outcome(label, "failed", f"exit code {rc}: {tail.last_error()}", retryable=True)
+def format_timings(child: ChildRun) -> str:
+    """Where the child's seconds went, phase by phase."""
+    spans = child.timings()
+    total = child.ended_at - child.spawned_at
+    named = {"start": "start-up"}
+    return f"{total:.1f} s in the child: " + ", ".join(
+        f"{named.get(k, k)} {v:.1f} s" for k, v in spans.items()
+    )
 
 
 def _record_failure(
-    item: Mapping[str, Any],
+    child: ChildRun,
     config: RunConfig,
     campaign: CampaignRef,
     outcome: Outcome,
@@ -288,15 +228,23 @@ def _record_failure(
     db_url: str | None,
     log: Log,
 ) -> None:
+    """Store a run the child could not store: under its plan's fingerprint
+    when the child got that far, else under the unplanned key."""
     from bench.store.writer import record_failure
 
+    report = child.outcome
+    if report is not None and report.planned and report.fingerprint:
+        fingerprint, prompt_set = report.fingerprint, dict(report.prompt_set or {})
+        config = RunConfig.from_mapping(report.config) if report.config else config
+    else:
+        fingerprint, prompt_set = unplanned_fingerprint(config), {"name": config.prompts}
     try:
         record_failure(
             _engine(db_url),
             campaign=campaign,
             config=config,
-            fingerprint=item["fingerprint"],
-            prompt_set=dict(item["prompt_set"]),
+            fingerprint=fingerprint,
+            prompt_set=prompt_set,
             status=outcome.status,
             error=outcome.error or outcome.status,
             started_at=started,
@@ -314,12 +262,22 @@ def _safe(name: str) -> str:
 
 
 def detect_regressions(
-    campaign: CampaignRef, *, db_url: str | None, thresholds: Mapping[str, Any], log: Log = print
+    campaign: CampaignRef,
+    *,
+    db_url: str | None,
+    thresholds: Mapping[str, Any],
+    planned: Sequence[Any] | None = (),
+    log: Log = print,
 ) -> list[dict[str, Any]]:
     """Judge every ok run of the campaign against its history; store verdicts.
 
     Returns the findings as JSON (the task's XCom, what a notifier lists).
+    ``planned`` is the plan task's result: None or empty when it failed, and
+    then nothing ran and there is nothing to judge.
     """
+    if not planned:
+        log(f"{NOTHING_RAN}: the plan task produced no configuration, so there is nothing to judge")
+        return []
     from bench.regressions import detect_campaign
 
     judged = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
@@ -359,15 +317,43 @@ def report_path(campaign: CampaignRef) -> Path:
     return reports_dir() / _safe(campaign.dag_id or "cli") / f"{_safe(campaign.dag_run_id)}.html"
 
 
-def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Path:
-    """Print the campaign's table, write its HTML report, stamp its end."""
+def report_url(base_url: str, campaign: CampaignRef) -> str:
+    """Where the Airflow UI serves the report (the Benchmarks page, behind its login)."""
+    path = report_path(campaign)
+    return f"{base_url.rstrip('/')}/benchmarks/reports/{path.parent.name}/{path.name}"
+
+
+#: Width the campaign table is kept to in a task log.
+LOG_WIDTH = 120
+
+
+def report(
+    campaign: CampaignRef,
+    *,
+    db_url: str | None,
+    planned: Sequence[Any] | None = (),
+    base_url: str | None = None,
+    log: Log = print,
+) -> Path | None:
+    """Log the campaign's table, write its HTML report, stamp its end.
+
+    Returns the report's path; None when nothing ran (no plan, or no run
+    recorded), which is not an error of this task: the plan's log says why.
+    """
+    if not planned:
+        log(f"{NOTHING_RAN}: the plan task produced no configuration; no report")
+        return None
     from bench.report.campaign import format_campaign_table, write_campaign_report
     from bench.store.queries import run_query
     from bench.store.writer import finish_campaign
 
     engine = _engine(db_url)
     rows = run_query(engine, "campaign_runs", campaign=campaign.dag_run_id)
-    log(format_campaign_table(rows))
+    if not rows:
+        log(f"{NOTHING_RAN}: no configuration of campaign {campaign.dag_run_id} was recorded")
+        finish_campaign(engine, campaign.dag_run_id, _now())
+        return None
+    log(format_campaign_table(rows, width=LOG_WIDTH))
     out = report_path(campaign)
     write_campaign_report(
         engine,
@@ -376,5 +362,42 @@ def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Pa
         title=f"{campaign.dag_id or 'bench'}: {campaign.dag_run_id}",
     )
     finish_campaign(engine, campaign.dag_run_id, _now())
-    log(f"report: {out}")
+    log(f"report: {report_url(base_url, campaign) if base_url else out}")
+    if base_url:
+        log(f"report file: {out}")
     return out
+
+
+def failed_configurations(
+    campaign: CampaignRef, *, db_url: str | None, planned: Sequence[Any] | None
+) -> str:
+    """Why the campaign is red, in one line: which configurations failed
+    (status and error), which never got recorded, or that none ran."""
+    if not planned:
+        return "no configuration ran: the plan task failed (its log says why)"
+    from bench.store.queries import run_query
+
+    labels = [str(item["label"]) for item in planned]
+    try:
+        rows = run_query(_engine(db_url), "campaign_runs", campaign=campaign.dag_run_id)
+    except BenchError as exc:
+        return f"could not read the campaign's runs to name the failed configurations: {exc}"
+    recorded = {str(r["label"]): r for r in rows}
+    bad = [
+        f"{r['label']} ({r['status']}: {_short(r['error'])})" for r in rows if r["status"] != "ok"
+    ]
+    missing = [label for label in labels if label not in recorded]
+    parts = []
+    if bad:
+        parts.append(f"{len(bad)} of {len(labels)} configuration(s) failed: " + "; ".join(bad))
+    if missing:
+        parts.append(f"{len(missing)} not recorded: " + ", ".join(missing))
+    return ". ".join(parts) or (
+        f"all {len(labels)} configuration(s) ran ok; a later task (regressions or report) failed"
+    )
+
+
+def _short(text: str | None, limit: int = 160) -> str:
+    lines = (text or "").strip().splitlines()
+    line = lines[0] if lines else "no error text"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
