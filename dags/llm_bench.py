@@ -22,7 +22,6 @@ does not validate is skipped here and reported as an import error of
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -56,11 +55,22 @@ def _planned(context: Any) -> list[dict[str, Any]] | None:
     return list(planned) if planned else None
 
 
+def _log(message: str) -> None:
+    """One line of the task's log, through Airflow's own logging, so it keeps
+    its place among Airflow's lines (``namespace_levels = bench=INFO`` shows
+    it when Airflow itself logs at WARNING)."""
+    import structlog
+
+    structlog.get_logger("bench").info(message)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     """Fail a task (no retry: these tasks have none) with ``message`` as the
     error line of its log, without a traceback that would bury it."""
-    print(message, file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    import structlog
+
+    structlog.get_logger("bench").error(message)
+    raise SystemExit(int(code))
 
 
 def _base_url() -> str | None:
@@ -99,6 +109,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                     dict(context["params"]),
                     campaign=_campaign_ref(context),
                     db_url=_db_url(),
+                    log=_log,
                 )
             except BenchError as exc:  # a user error: one line, no traceback
                 _fail(f"plan: error: {exc}", Exit.BAD_INPUT)
@@ -135,6 +146,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                     campaign=_campaign_ref(get_current_context()),
                     db_url=_db_url(),
                     timeout_s=timeout_s,
+                    log=_log,
                 )
                 if outcome.status != "ok":
                     error = AirflowException if outcome.retryable else AirflowFailException
@@ -159,6 +171,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                 db_url=_db_url(),
                 thresholds=dict(c.thresholds),
                 planned=_planned(context),
+                log=_log,
             )
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
@@ -171,6 +184,7 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                 db_url=_db_url(),
                 planned=_planned(context),
                 base_url=_base_url(),
+                log=_log,
             )
             return str(out) if out else None
 
