@@ -1,15 +1,23 @@
-"""What does Airflow add on top of running the configurations by hand?
+"""What does Airflow add on top of running the configurations by hand, and where do the seconds go?
 
 Side by side in one run, on the same machine and state dir: the smoke
 campaign through Airflow (``airflow dags test llm_bench_smoke``: plan,
-mapped benchmark tasks, regressions, report) vs the same configurations
-through ``bench run`` in a shell-style loop. Prints both wall times, the
-ratio, and Airflow's overhead per configuration; then the DAG parse time
-of every file in dags/.
+mapped benchmark tasks, regressions, report; what ``make demo`` runs) vs
+the same configurations through ``bench run`` in a shell-style loop, and
+the loop followed by the same gate and report by hand. Prints wall and CPU
+time of each (CPU time, summed over every process the run waited for, is
+what a busy shared machine distorts least), the ratios, then where the
+seconds of the median Airflow round went: the airflow CLI's start and DAG
+sync, each task, the gaps between tasks, and inside each benchmark task
+the child's phases (interpreter and bench imports, plan, model load with
+its torch/transformers import, warmup, measure, store = spool + DB
+connect/migrate/load), against the same phases of the loop's children.
+Last, the DAG parse time of every file in dags/.
 
-    python benchmarks/orchestration.py [--rounds 2]
+    python benchmarks/orchestration.py [--rounds 3] [--limit N]
 
-Targets: ratio <= 1.3x; parse time < 0.5 s per DAG file.
+Targets: ratio vs the loop <= 1.3x at the shipped smoke settings (8
+requests per configuration); parse time < 0.5 s per DAG file.
 """
 
 from __future__ import annotations
@@ -17,45 +25,168 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "llm_bench_smoke"
+#: The benchmark task's last line: "<label>: 12.3 s in the child: start-up 2.1 s, plan 0.0 s, ..."
+_CHILD_LINE = re.compile(r"(\S+): ([\d.]+) s in the child: (.*?)(?: \[bench\].*)?$", re.M)
+_SPAN = re.compile(r"(.+) ([\d.]+) s$")
 
 
-def airflow_run(env: dict[str, str], conf: dict[str, object]) -> float:
+@dataclass
+class Round:
+    """One timed run of one variant."""
+
+    wall_s: float
+    cpu_s: float
+    #: Named spans in seconds (a breakdown of wall_s); lists summed per round.
+    spans: dict[str, float] = field(default_factory=dict)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``argv``; wall seconds, CPU seconds of it and its waited-for children, output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout + proc.stderr
+
+
+# -- through Airflow ------------------------------------------------------------------------
+
+
+def task_spans(env: dict[str, str]) -> list[tuple[str, float, float]]:
+    """(task, start, end) in epoch seconds of the newest run of the DAG, from
+    Airflow's metadata DB, in start order."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as conn:
+            run_id = conn.execute(
+                sa.text(
+                    "SELECT run_id FROM dag_run WHERE dag_id = :d ORDER BY start_date DESC LIMIT 1"
+                ),
+                {"d": DAG_ID},
+            ).scalar_one()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT task_id, map_index, start_date, end_date FROM task_instance"
+                    " WHERE dag_id = :d AND run_id = :r AND start_date IS NOT NULL"
+                    " ORDER BY start_date"
+                ),
+                {"d": DAG_ID, "r": run_id},
+            ).all()
+    finally:
+        engine.dispose()
+    return [
+        (r.task_id, r.start_date.timestamp(), r.end_date.timestamp())
+        for r in rows
+        if r.end_date is not None
+    ]
+
+
+def child_phases(output: str) -> list[dict[str, float]]:
+    """Each benchmark task's child phases, from the line the task logs."""
+    out = []
+    for match in _CHILD_LINE.finditer(output):
+        spans = {"child": float(match.group(2))}
+        for part in match.group(3).split(", "):
+            if span := _SPAN.match(part.strip()):
+                spans[span.group(1)] = float(span.group(2))
+        out.append(spans)
+    return out
+
+
+def airflow_round(env: dict[str, str], conf: dict[str, object]) -> Round:
     from bench.orchestration.airflow_env import airflow_bin
 
-    t0 = time.perf_counter()
-    subprocess.run(
-        [airflow_bin(), "dags", "test", "llm_bench_smoke", "--conf", json.dumps(conf)],
-        env=env,
-        check=True,
-        capture_output=True,
+    started = time.time()
+    wall, cpu, output = timed(
+        [airflow_bin(), "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env
     )
-    return time.perf_counter() - t0
+    ended = started + wall
+    tasks = task_spans(env)
+    spans: dict[str, float] = defaultdict(float)
+    spans["airflow CLI start, DAG sync, run created"] = tasks[0][1] - started
+    spans["exit after the last task"] = ended - max(end for _, _, end in tasks)
+    previous_end = tasks[0][1]
+    for task, start, end in tasks:
+        spans["between tasks (dags test loop, state updates)"] += max(0.0, start - previous_end)
+        previous_end = max(previous_end, end)
+        if task != "benchmark":
+            spans[f"task {task}"] += end - start
+        else:
+            spans["benchmark tasks (whole)"] += end - start
+    children = child_phases(output)
+    for child in children:
+        for name, seconds in child.items():
+            spans[f"  child {name}"] += seconds
+    spans["  parent side of the benchmark tasks"] = spans["benchmark tasks (whole)"] - sum(
+        c["child"] for c in children
+    )
+    return Round(wall, cpu, dict(spans))
 
 
-def bench(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bench", *args], env=env, check=True, capture_output=True)
+# -- by hand --------------------------------------------------------------------------------
 
 
-def loop_run(env: dict[str, str], configs: list[dict[str, object]], *, gate: bool) -> float:
+def bench(env: dict[str, str], *args: str) -> tuple[float, float]:
+    wall, cpu, _ = timed([sys.executable, "-m", "bench", *args], env)
+    return wall, cpu
+
+
+def loop_round(env: dict[str, str], configs: list[dict[str, object]], *, gate: bool) -> Round:
     """``bench run`` per config, as a shell loop would; with ``gate``, then the
     regression gate and the HTML report (the DAG's last two tasks) by hand."""
-    t0 = time.perf_counter()
+    from bench.orchestration.child import ChildRun, read_outcome
+    from bench.orchestration.tasks import PHASE_NAMES
+
     campaign = f"manual__loop_{time.time_ns()}"
+    spans: dict[str, float] = defaultdict(float)
+    wall = cpu = 0.0
+    outcome = Path(env["BENCH_HOME"]) / "loop.outcome.json"
     for config in configs:
-        bench(env, "run", "--config", json.dumps(config), "-q", "--campaign-run-id", campaign)
+        spawned = time.time()
+        w, c = bench(
+            env, "run", "--config", json.dumps(config), "-q", "--campaign-run-id", campaign,
+            "--outcome", str(outcome),
+        )  # fmt: skip
+        wall, cpu = wall + w, cpu + c
+        report = read_outcome(outcome)
+        if report is not None:
+            run = ChildRun(0, report, "", spawned, spawned + w)
+            spans["  child"] += w
+            for name, seconds in run.timings().items():
+                spans[f"  child {PHASE_NAMES.get(name, name)}"] += seconds
     if gate:
-        bench(env, "regressions", "--detect", "--campaign", campaign)
-        out = os.path.join(env["BENCH_HOME"], "loop.html")
-        bench(env, "report", "--campaign", campaign, "--out", out)
-    return time.perf_counter() - t0
+        for name, args in (
+            ("regressions --detect", ("regressions", "--detect", "--campaign", campaign)),
+            ("report", ("report", "--campaign", campaign, "--out", str(Path(env["BENCH_HOME"]) / "loop.html"))),
+        ):  # fmt: skip
+            w, c = bench(env, *args)
+            wall, cpu = wall + w, cpu + c
+            spans[f"bench {name}"] += w
+    return Round(wall, cpu, dict(spans))
+
+
+def import_seconds(code: str, env: dict[str, str], n: int = 3) -> float:
+    """Median wall seconds of ``python -c code`` (an import's cost, cold process)."""
+    return statistics.median(timed([sys.executable, "-c", code], env)[0] for _ in range(n))
 
 
 def parse_times() -> dict[str, float]:
@@ -75,12 +206,24 @@ def parse_times() -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+# -- report ---------------------------------------------------------------------------------
+
+
+def median_round(rounds: list[Round]) -> Round:
+    return sorted(rounds, key=lambda r: r.wall_s)[len(rounds) // 2]
+
+
+def median_spans(rounds: list[Round]) -> dict[str, float]:
+    names = list(dict.fromkeys(n for r in rounds for n in r.spans))
+    return {n: statistics.median(r.spans.get(n, 0.0) for r in rounds) for n in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="interleaved rounds of each (default 2)"
+        "--rounds", type=int, default=3, help="interleaved rounds of each (default 3)"
     )
     parser.add_argument(
         "--limit", type=int, help="requests per configuration (default: the campaign's 8)"
@@ -103,29 +246,58 @@ def main() -> None:
     if conf:
         campaign = campaign.with_overrides(conf)
     configs = [c.to_dict() for c in campaign.configs()]
+    bench(env, "run", "--config", json.dumps(configs[0]), "-q", "--no-db")  # warm file caches
 
-    timings: dict[str, list[float]] = {"airflow": [], "loop": [], "gate": []}
+    rounds: dict[str, list[Round]] = {"airflow": [], "loop": [], "gate": []}
     for _ in range(args.rounds):
-        timings["airflow"].append(airflow_run(env, conf))
-        timings["loop"].append(loop_run(env, configs, gate=False))
-        timings["gate"].append(loop_run(env, configs, gate=True))
-    a, b, g = (statistics.median(timings[k]) for k in ("airflow", "loop", "gate"))
+        rounds["airflow"].append(airflow_round(env, conf))
+        rounds["loop"].append(loop_round(env, configs, gate=False))
+        rounds["gate"].append(loop_round(env, configs, gate=True))
+    a, b, g = (statistics.median(r.wall_s for r in rounds[k]) for k in ("airflow", "loop", "gate"))
+    ac, bc, gc = (
+        statistics.median(r.cpu_s for r in rounds[k]) for k in ("airflow", "loop", "gate")
+    )
     n = len(configs)
     print(
-        f"smoke campaign, {n} configurations x {campaign.limit} requests, {args.rounds} interleaved rounds (median)"
+        f"smoke campaign, {n} configurations x {campaign.limit} requests, "
+        f"{args.rounds} interleaved rounds (median)      wall      CPU"
     )
     print(
-        f"  through Airflow (airflow dags test: plan, {n} mapped tasks, gate, report)  {a:7.1f} s"
-    )
-    print(f"  bench run in a loop                                                  {b:7.1f} s")
-    print(f"  bench run in a loop + bench regressions --detect + bench report       {g:7.1f} s")
-    print(
-        f"  ratio vs the loop {a / b:.2f}x (target <= 1.3x); Airflow adds {(a - b) / n:.1f} s per configuration"
+        f"  through Airflow (airflow dags test: plan, {n} mapped tasks, gate, report) {a:7.1f} s {ac:7.1f} s"
     )
     print(
-        f"  ratio vs the same work by hand {a / g:.2f}x; orchestration alone adds {(a - g) / n:.1f} s per configuration"
+        f"  bench run in a loop                                                 {b:7.1f} s {bc:7.1f} s"
     )
-    print("DAG parse time per file (target < 0.5 s):")
+    print(
+        f"  bench run in a loop + bench regressions --detect + bench report      {g:7.1f} s {gc:7.1f} s"
+    )
+    print(
+        f"  ratio vs the loop {a / b:.2f}x wall, {ac / bc:.2f}x CPU (target <= 1.3x); "
+        f"Airflow adds {(a - b) / n:.1f} s per configuration"
+    )
+    print(
+        f"  ratio vs the same work by hand {a / g:.2f}x wall, {ac / gc:.2f}x CPU; "
+        f"orchestration alone adds {(a - g) / n:.1f} s per configuration"
+    )  # fmt: skip
+
+    print("\nwhere the seconds go (median of each span over the rounds; wall s):")
+    loop = median_spans(rounds["loop"])
+    flow = median_spans(rounds["airflow"])
+    print(f"  {'':<52}{'Airflow':>9}{'loop':>9}")
+    for name, seconds in flow.items():
+        print(f"  {name:<52}{seconds:9.2f}{loop.get(name, float('nan')):9.2f}")
+    for name, seconds in loop.items():
+        if name not in flow:
+            print(f"  {name:<52}{'':>9}{seconds:9.2f}")
+    bare = import_seconds("pass", env)
+    stack = import_seconds("import torch, transformers", env) - bare
+    cli = import_seconds("import bench.cli.run", env) - bare
+    print(
+        f"  (a bare interpreter starts in {bare:.2f} s; importing bench's CLI costs {cli:.2f} s"
+        f" of the child's start-up; torch + transformers {stack:.2f} s of its model load)"
+    )
+
+    print("\nDAG parse time per file (target < 0.5 s):")
     for path, seconds in parse_times().items():
         print(f"  {Path(path).name:<32} {seconds:.3f} s")
 

@@ -61,7 +61,9 @@ def _log(message: str) -> None:
     it when Airflow itself logs at WARNING)."""
     import structlog
 
-    structlog.get_logger("bench").info(message)
+    log = structlog.get_logger("bench")
+    for line in message.splitlines() or [""]:  # a table stays a table, prefix per line
+        log.info(line)
 
 
 def _fail(message: str, code: int) -> NoReturn:

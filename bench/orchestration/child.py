@@ -133,12 +133,11 @@ class ChildOutcome:
         return self.fingerprint is not None
 
     def durations(self, *, until: float | None = None) -> dict[str, float]:
-        """Seconds spent in each phase; the last one runs to ``until`` if given."""
+        """Seconds spent in each phase; the last one (``done``: finished to
+        exit) runs to ``until`` when given."""
         starts = list(self.phase_started.items())
-        out = {}
-        for (name, begun), (_, ended) in itertools.pairwise(starts):
-            out[name] = ended - begun
-        if starts and until is not None and starts[-1][0] != "done":
+        out = {name: ended - begun for (name, begun), (_, ended) in itertools.pairwise(starts)}
+        if starts and until is not None:
             out[starts[-1][0]] = until - starts[-1][1]
         return out
 

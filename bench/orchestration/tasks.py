@@ -209,13 +209,15 @@ def benchmark(
     return outcome
 
 
+#: How the child's phases read in a task log.
+PHASE_NAMES = {"start": "start-up", "done": "exit"}
+
+
 def format_timings(child: ChildRun) -> str:
     """Where the child's seconds went, phase by phase."""
-    spans = child.timings()
     total = child.ended_at - child.spawned_at
-    named = {"start": "start-up"}
     return f"{total:.1f} s in the child: " + ", ".join(
-        f"{named.get(k, k)} {v:.1f} s" for k, v in spans.items()
+        f"{PHASE_NAMES.get(k, k)} {v:.1f} s" for k, v in child.timings().items()
     )
 
 

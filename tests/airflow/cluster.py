@@ -147,9 +147,8 @@ class Cluster:
             f"?full_content=true&map_index={map_index}",
             expect=200,
         )
-        return [
-            str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in answer["content"]
-        ]
+        events = [e.get("event", "") if isinstance(e, dict) else e for e in answer["content"]]
+        return [line for event in events for line in str(event).splitlines()]
 
     def map_indexes(self, dag_id: str, run_id: str, task_id: str) -> dict[str, int]:
         """Rendered label -> map index of a mapped task's instances."""
