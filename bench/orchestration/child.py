@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from bench.runner import Plan
 
 Log = Callable[[str], None]
+#: ``launch_command``'s shape: (config, ``bench`` args, command=...) -> argv.
+Launcher = Callable[..., list[str]]
 
 #: Seconds the child gets between SIGTERM and SIGKILL.
 KILL_GRACE_S = 10.0
@@ -81,16 +83,22 @@ class Exit(IntEnum):
 
 
 def child_argv(
-    config: RunConfig, campaign: CampaignRef, *, output: Path, outcome: Path
+    config: RunConfig,
+    campaign: CampaignRef,
+    *,
+    output: Path,
+    outcome: Path,
+    launch: Launcher | None = None,
 ) -> list[str]:
-    """argv of the child that benchmarks ``config`` inside ``campaign``."""
+    """argv of the child that benchmarks ``config`` inside ``campaign``
+    (``launch`` defaults to the launcher the config needs)."""
     from bench.backends.habana.launch import launch_command
 
     args = ["--config", json.dumps(config.to_dict()), "--campaign-run-id", campaign.dag_run_id]
     if campaign.dag_id:
         args += ["--dag-id", campaign.dag_id]
     args += ["--trigger", campaign.trigger, "--output", str(output), "--outcome", str(outcome)]
-    return launch_command(config, args)
+    return (launch or launch_command)(config, args)
 
 
 def unplanned_fingerprint(config: RunConfig) -> str:
@@ -385,11 +393,13 @@ class ChildRun:
 
 
 def run_child(
-    argv: list[str], *, outcome: Path, env: Mapping[str, str], timeout_s: float, log: Log
+    argv: list[str], *, outcome: Path | None, env: Mapping[str, str], timeout_s: float, log: Log
 ) -> ChildRun:
     """Run the child in its own session (a crash, OOM or hang takes down only
-    it and frees the device) and wait for it, killing it at ``timeout_s``."""
-    outcome.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
+    it and frees the device) and wait for it, killing it at ``timeout_s``.
+    ``outcome``: the child's outcome file (None for a child that writes none)."""
+    if outcome is not None:
+        outcome.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
     spawned = time.time()
     proc = subprocess.Popen(
         argv,
@@ -409,4 +419,5 @@ def run_child(
         if proc.poll() is None:
             _kill_group(proc)
         tail.join()
-    return ChildRun(rc, read_outcome(outcome), tail.last(), spawned, time.time())
+    report = read_outcome(outcome) if outcome is not None else None
+    return ChildRun(rc, report, tail.last(), spawned, time.time())

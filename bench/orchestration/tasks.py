@@ -32,7 +32,9 @@ from bench.core.results import CampaignRef
 from bench.errors import BenchError
 from bench.orchestration.child import (
     KEY_METRICS,
+    ChildOutcome,
     ChildRun,
+    Launcher,
     child_argv,
     run_child,
     unplanned_fingerprint,
@@ -173,22 +175,42 @@ def benchmark(
     db_url: str | None,
     timeout_s: float,
     log: Log = print,
+    launch: Launcher | None = None,
 ) -> Outcome:
-    """Run one configuration in a child process and record its outcome."""
+    """Run one configuration in a child process and record its outcome.
+
+    ``launch`` builds the child's argv from (config, ``bench`` args); tests
+    give stand-in children.
+    """
     config = RunConfig.from_mapping(item["config"])
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
     work.mkdir(parents=True, exist_ok=True)
+    env = child_env(os.environ, db_url=db_url)
+    log(f"{config.label}: {describe(config)}")
+    outcome = _run_children(item, config, campaign, work, env, timeout_s, db_url, log, launch)
+    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+    return outcome
+
+
+def _run_children(
+    item: Mapping[str, Any],
+    config: RunConfig,
+    campaign: CampaignRef,
+    work: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    db_url: str | None,
+    log: Log,
+    launch: Launcher | None,
+) -> Outcome:
+    """The benchmark child; what it could not store, the parent stores."""
+    started = _now()
     stem = _safe(config.label)
     output, outcome_file = work / f"{stem}.jsonl", work / f"{stem}.outcome.json"
     output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
-    env = dict(os.environ)
-    if db_url:
-        env["BENCH_DB_URL"] = db_url
-    log(f"{config.label}: {describe(config)}")
     log(f"$ bench run {config.label} (timeout {timeout_s:.0f} s)")
-    started = _now()
     child = run_child(
-        child_argv(config, campaign, output=output, outcome=outcome_file),
+        child_argv(config, campaign, output=output, outcome=outcome_file, launch=launch),
         outcome=outcome_file,
         env=env,
         timeout_s=timeout_s,
@@ -203,10 +225,17 @@ def benchmark(
         metrics=child.outcome.metrics if child.outcome and verdict.recorded else None,
     )
     if outcome.status != "ok" and not verdict.recorded:
-        _record_failure(child, config, campaign, outcome, started, db_url, log)
-    log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
+        _record_failure(item, config, campaign, outcome, started, db_url, log, child.outcome)
     log(f"{config.label}: {format_timings(child)}")
     return outcome
+
+
+def child_env(environ: Mapping[str, str], *, db_url: str | None) -> dict[str, str]:
+    """A child's environment: ours and the results DB (never on a command line)."""
+    env = dict(environ)
+    if db_url:
+        env["BENCH_DB_URL"] = db_url
+    return env
 
 
 #: How the child's phases read in a task log.
@@ -222,19 +251,19 @@ def format_timings(child: ChildRun) -> str:
 
 
 def _record_failure(
-    child: ChildRun,
+    item: Mapping[str, Any],
     config: RunConfig,
     campaign: CampaignRef,
     outcome: Outcome,
     started: datetime,
     db_url: str | None,
     log: Log,
+    report: ChildOutcome | None = None,
 ) -> None:
     """Store a run the child could not store: under its plan's fingerprint
-    when the child got that far, else under the unplanned key."""
+    when the child got that far (``report``), else under the unplanned key."""
     from bench.store.writer import record_failure
 
-    report = child.outcome
     if report is not None and report.planned and report.fingerprint:
         fingerprint, prompt_set = report.fingerprint, dict(report.prompt_set or {})
         config = RunConfig.from_mapping(report.config) if report.config else config
@@ -253,7 +282,7 @@ def _record_failure(
             finished_at=_now(),
         )
     except BenchError as exc:  # the task still fails loudly; say what was not stored
-        log(f"could not record the failure of {config.label} in the results DB: {exc}")
+        log(f"could not record the failure of {item['label']} in the results DB: {exc}")
 
 
 def _safe(name: str) -> str:
