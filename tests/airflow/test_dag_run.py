@@ -223,6 +223,32 @@ def test_a_killed_benchmark_process_is_recorded_not_lost(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("delay", "stored_by"),
+    [({"oom_at_step": 2}, "child"), ({"oom_on_load": True}, "parent")],
+    ids=["while-measuring", "while-loading"],
+)
+def test_running_out_of_memory_is_recorded_as_oom_and_not_retried(
+    tmp_path: Path, tiny_model: Path, db_url: str, delay: dict[str, Any], stored_by: str
+) -> None:
+    """Measuring: the child stores its failed result. Loading: the child
+    gives up with the error in its outcome file, the parent stores it."""
+    campaign = CampaignRef(dag_run_id="manual__oom", dag_id="llm_bench_x", trigger="manual")
+    lines: list[str] = []
+    item = _delay_item(tmp_path, tiny_model, **delay)
+    outcome = benchmark(item, campaign=campaign, db_url=db_url, timeout_s=120, log=lines.append)
+    assert outcome.status == "oom" and not outcome.retryable
+    assert "OutOfMemoryError: CUDA out of memory" in (outcome.error or "")
+    (run,) = rows(db_url, RUNS, run_id="manual__oom")
+    assert run["status"] == "oom" and "CUDA out of memory" in run["error"] and run["n_rows"] == 0
+    assert rows(db_url, FINGERPRINT, run_id="manual__oom")[0]["fingerprint"] == (
+        _planned_fingerprint(item)
+    )
+    child_stored = any(line.startswith("result stored in the results DB") for line in lines)
+    assert child_stored == (stored_by == "child"), lines
+
+
+@pytest.mark.slow
 def test_a_child_that_dies_before_planning_is_recorded_as_failed(
     tmp_path: Path, tiny_model: Path, db_url: str
 ) -> None:
