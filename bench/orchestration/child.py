@@ -5,9 +5,10 @@ promise each other. Both sides read this module; neither guesses.
 * **argv**: :func:`child_argv` renders a configuration and its campaign as
   ``bench run`` arguments (through the DeepSpeed launcher for multi-card
   configurations); the child parses them with the ordinary CLI.
-* **exit codes**: :class:`Exit`. 0 measured and ok; 1 measured and failed
-  (the child stored the failed result itself); 2 bad input (nothing
-  measured). Any other code, or death by a signal, is a crash.
+* **exit codes**: :class:`Exit`. 0 measured and ok; 1 failed: measured
+  and stored by the child (status ``failed``/``oom``), or a crash whose
+  error and phase the outcome file names; 2 bad input (nothing measured).
+  Death by a signal leaves only the phase the child had reached.
 * **the outcome file** (``--outcome FILE``): a small JSON object the child
   rewrites at every phase (temporary name + rename, so the parent never
   reads half of it): the phase it is in and when each began, then the plan
@@ -18,8 +19,8 @@ promise each other. Both sides read this module; neither guesses.
 The child plans, not the parent: token-exact prompts need the model's
 tokenizer, which may exist only on the worker that benchmarks; the ``plan``
 task (possibly on a light worker) validates and expands the matrix only.
-A child that dies before its plan exists (killed, hung in start-up, a bad
-model directory) left no fingerprint: the parent records that failure
+A child that dies before its plan exists (killed or hung while starting,
+or unable to build its prompts) left no fingerprint: the parent records that failure
 under :func:`unplanned_fingerprint`, a key derived from the configuration
 alone that no planned run ever has, so the failure is visible in its
 campaign and never silently missing, and never pollutes a real history.
@@ -55,7 +56,8 @@ Launcher = Callable[..., list[str]]
 
 #: Seconds the child gets between SIGTERM and SIGKILL.
 KILL_GRACE_S = 10.0
-#: Phases of a run, in order; the outcome file names the last one begun.
+#: Phases of a run, in order (``done``: finished, until the process exits);
+#: the outcome file names the last one begun.
 PHASES = ("start", "plan", "load", "warmup", "measure", "store", "done")
 #: Run metrics the task returns (its XCom) and logs.
 KEY_METRICS = (
@@ -154,7 +156,7 @@ class ChildOutcome:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChildOutcome:
-        known = {f for f in cls.__dataclass_fields__}
+        known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -178,7 +180,12 @@ class OutcomeWriter:
         self.path = path
         self._clock = clock
         self.state = ChildOutcome(phase="start", phase_started={"start": clock()})
-        self._write()
+        try:
+            self._write()
+        except OSError as exc:
+            from bench.errors import ConfigError
+
+            raise ConfigError(f"--outcome {path}: cannot write it ({exc.strerror})") from None
 
     def _write(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

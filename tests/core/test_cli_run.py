@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.orchestration.child import PHASES
 from tests.conftest import REPO
 
 
@@ -69,9 +70,7 @@ def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     report = json.loads(outcome.read_text())
     assert report["fingerprint"] == summary["fingerprint"] and report["status"] == "ok"
     assert report["prompt_set"] == summary["prompt_set"] and report["exit_code"] == 0
-    assert list(report["phase_started"]) == [
-        "start", "plan", "load", "warmup", "measure", "store", "done"
-    ]  # fmt: skip
+    assert tuple(report["phase_started"]) == PHASES
     assert report["metrics"] == m and report["result_path"] == str(out)
     assert report["recorded"] is False  # --no-db: nothing spooled
 

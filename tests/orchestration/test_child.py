@@ -82,6 +82,11 @@ def test_the_outcome_file_follows_the_run_and_is_never_half_written(tmp_path: Pa
     assert done.durations(until=110.0) == {"start": 1.0, "plan": 1.0, "load": 1.0, "measure": 7.0}
 
 
+def test_an_outcome_path_that_cannot_be_written_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--outcome .*/no/such/dir/o\.json: cannot write it"):
+        OutcomeWriter(tmp_path / "no" / "such" / "dir" / "o.json")
+
+
 def test_a_missing_or_garbled_outcome_reads_as_none(tmp_path: Path) -> None:
     assert read_outcome(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text('{"phase": ')
