@@ -8,7 +8,7 @@ some configurations failed (and say "nothing ran" when none did);
 ``any_config_failed`` then marks the DAG run failed, naming the
 configurations, so a red run in the UI always means one did not finish.
 Each task's log is the user's view: what the task bodies in
-``bench.orchestration.tasks`` print lands there.
+``bench.orchestration.tasks`` log lands there (``plugins/bench_task.py``).
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
 not per map index. The trigger form's fields come from
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
@@ -33,52 +33,6 @@ from bench.campaign import Campaign, CampaignError, campaign_files, load_campaig
 CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
 #: Seconds the child gets before Airflow's own execution_timeout fires.
 TIMEOUT_MARGIN_S = 60
-
-
-def _campaign_ref(context: Any) -> Any:
-    from bench.core.results import CampaignRef
-
-    run = context["dag_run"]
-    trigger = str(getattr(run, "run_type", "manual") or "manual").split(".")[-1].lower()
-    return CampaignRef(dag_run_id=run.run_id, dag_id=run.dag_id, trigger=trigger)
-
-
-def _db_url() -> str | None:
-    from bench_results import results_db_url  # plugins/bench_results.py
-
-    return results_db_url()
-
-
-def _planned(context: Any) -> list[dict[str, Any]] | None:
-    """The plan task's items; None when it failed (then nothing ran)."""
-    planned = context["ti"].xcom_pull(task_ids="plan")
-    return list(planned) if planned else None
-
-
-def _log(message: str) -> None:
-    """One line of the task's log, through Airflow's own logging, so it keeps
-    its place among Airflow's lines (``namespace_levels = bench=INFO`` shows
-    it when Airflow itself logs at WARNING)."""
-    import structlog
-
-    log = structlog.get_logger("bench")
-    for line in message.splitlines() or [""]:  # a table stays a table, prefix per line
-        log.info(line)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    """Fail a task (no retry: these tasks have none) with ``message`` as the
-    error line of its log, without a traceback that would bury it."""
-    import structlog
-
-    structlog.get_logger("bench").error(message)
-    raise SystemExit(int(code))
-
-
-def _base_url() -> str | None:
-    from airflow.sdk import conf
-
-    return conf.get("api", "base_url", fallback=None) or None
 
 
 def build_dag(c: Campaign, source: Path) -> DAG:
@@ -100,6 +54,9 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(retries=0)
         def plan() -> list[dict[str, Any]]:
+            from bench_results import results_db_url  # plugins/
+            from bench_task import campaign_ref, fail, log  # plugins/
+
             from bench.errors import BenchError
             from bench.orchestration.child import Exit
             from bench.orchestration.tasks import plan as plan_campaign
@@ -109,12 +66,12 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                 return plan_campaign(
                     source,
                     dict(context["params"]),
-                    campaign=_campaign_ref(context),
-                    db_url=_db_url(),
-                    log=_log,
+                    campaign=campaign_ref(context),
+                    db_url=results_db_url(),
+                    log=log,
                 )
             except BenchError as exc:  # a user error: one line, no traceback
-                _fail(f"plan: error: {exc}", Exit.BAD_INPUT)
+                fail(f"plan: error: {exc}", Exit.BAD_INPUT)
 
         def items_for(world_size: int, planned: Any) -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
@@ -140,15 +97,17 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             )
             def benchmark(item: dict[str, Any]) -> dict[str, Any]:
                 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+                from bench_results import results_db_url
+                from bench_task import campaign_ref, log
 
                 from bench.orchestration.tasks import benchmark as run_config
 
                 outcome = run_config(
                     item,
-                    campaign=_campaign_ref(get_current_context()),
-                    db_url=_db_url(),
+                    campaign=campaign_ref(get_current_context()),
+                    db_url=results_db_url(),
                     timeout_s=timeout_s,
-                    log=_log,
+                    log=log,
                 )
                 if outcome.status != "ok":
                     error = AirflowException if outcome.retryable else AirflowFailException
@@ -165,42 +124,51 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
         def detect_regressions() -> list[dict[str, Any]]:
+            from bench_results import results_db_url
+            from bench_task import campaign_ref, log, planned_items
+
             from bench.orchestration.tasks import detect_regressions as detect
 
             context = get_current_context()
             return detect(
-                _campaign_ref(context),
-                db_url=_db_url(),
+                campaign_ref(context),
+                db_url=results_db_url(),
                 thresholds=dict(c.thresholds),
-                planned=_planned(context),
-                log=_log,
+                planned=planned_items(context),
+                log=log,
             )
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
         def report() -> str | None:
+            from bench_results import results_db_url
+            from bench_task import base_url, campaign_ref, log, planned_items
+
             from bench.orchestration.tasks import report as write_report
 
             context = get_current_context()
             out = write_report(
-                _campaign_ref(context),
-                db_url=_db_url(),
-                planned=_planned(context),
-                base_url=_base_url(),
-                log=_log,
+                campaign_ref(context),
+                db_url=results_db_url(),
+                planned=planned_items(context),
+                base_url=base_url(),
+                log=log,
             )
             return str(out) if out else None
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def any_config_failed() -> None:
             """Fails the DAG run when a configuration failed (the report still ran)."""
+            from bench_results import results_db_url
+            from bench_task import campaign_ref, fail, planned_items
+
             from bench.orchestration.child import Exit
             from bench.orchestration.tasks import failed_configurations
 
             context = get_current_context()
             why = failed_configurations(
-                _campaign_ref(context), db_url=_db_url(), planned=_planned(context)
+                campaign_ref(context), db_url=results_db_url(), planned=planned_items(context)
             )
-            _fail(why, Exit.FAILED)
+            fail(why, Exit.FAILED)
 
         planned = plan()
         benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]
