@@ -14,7 +14,12 @@ its torch/transformers import, warmup, measure, store = spool + DB
 connect/migrate/load), against the same phases of the loop's children.
 Last, the DAG parse time of every file in dags/.
 
-    python benchmarks/orchestration.py [--rounds 3] [--limit N]
+``--baseline DIR`` measures another checkout (say the commit before an
+optimisation: ``git worktree add /tmp/base <commit>``) by the same
+procedure, interleaved round by round with this one, and prints both:
+before/after figures from one run.
+
+    python benchmarks/orchestration.py [--rounds 3] [--limit N] [--gate] [--baseline DIR]
 
 Targets: ratio vs the loop <= 1.3x at the shipped smoke settings (8
 requests per configuration); parse time < 0.5 s per DAG file.
@@ -41,6 +46,22 @@ DAG_ID = "llm_bench_smoke"
 #: The benchmark task's last line: "<label>: 12.3 s in the child: start-up 2.1 s, plan 0.0 s, ..."
 _CHILD_LINE = re.compile(r"(\S+): ([\d.]+) s in the child: (.*?)(?: \[bench\].*)?$", re.M)
 _SPAN = re.compile(r"(.+) ([\d.]+) s$")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A checkout to measure: its code runs the children and its dags/ the DAG."""
+
+    name: str
+    root: Path
+
+    def environ(self, base: dict[str, str]) -> dict[str, str]:
+        return {
+            **base,
+            "PYTHONPATH": str(self.root),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.root / "plugins"),
+        }
 
 
 @dataclass
@@ -150,9 +171,12 @@ def bench(env: dict[str, str], *args: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def loop_round(env: dict[str, str], configs: list[dict[str, object]], *, gate: bool) -> Round:
+def loop_round(
+    env: dict[str, str], configs: list[dict[str, object]], *, gate: bool, phases: bool
+) -> Round:
     """``bench run`` per config, as a shell loop would; with ``gate``, then the
-    regression gate and the HTML report (the DAG's last two tasks) by hand."""
+    regression gate and the HTML report (the DAG's last two tasks) by hand.
+    With ``phases`` the children also keep an outcome file (where the seconds went)."""
     from bench.orchestration.child import ChildRun, read_outcome
     from bench.orchestration.tasks import PHASE_NAMES
 
@@ -160,14 +184,14 @@ def loop_round(env: dict[str, str], configs: list[dict[str, object]], *, gate: b
     spans: dict[str, float] = defaultdict(float)
     wall = cpu = 0.0
     outcome = Path(env["BENCH_HOME"]) / "loop.outcome.json"
+    extra = ["--outcome", str(outcome)] if phases else []
     for config in configs:
         spawned = time.time()
         w, c = bench(
-            env, "run", "--config", json.dumps(config), "-q", "--campaign-run-id", campaign,
-            "--outcome", str(outcome),
-        )  # fmt: skip
+            env, "run", "--config", json.dumps(config), "-q", "--campaign-run-id", campaign, *extra
+        )
         wall, cpu = wall + w, cpu + c
-        report = read_outcome(outcome)
+        report = read_outcome(outcome) if phases else None
         if report is not None:
             run = ChildRun(0, report, "", spawned, spawned + w)
             spans["  child"] += w
@@ -209,10 +233,6 @@ def parse_times() -> dict[str, float]:
 # -- report ---------------------------------------------------------------------------------
 
 
-def median_round(rounds: list[Round]) -> Round:
-    return sorted(rounds, key=lambda r: r.wall_s)[len(rounds) // 2]
-
-
 def median_spans(rounds: list[Round]) -> dict[str, float]:
     names = list(dict.fromkeys(n for r in rounds for n in r.spans))
     return {n: statistics.median(r.spans.get(n, 0.0) for r in rounds) for n in names}
@@ -228,6 +248,12 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, help="requests per configuration (default: the campaign's 8)"
     )
+    parser.add_argument(
+        "--gate", action="store_true", help="also time the loop + bench regressions + bench report"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also measure this checkout, interleaved"
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
@@ -239,56 +265,70 @@ def main() -> None:
     from bench.tinymodel import build_tiny_model
 
     build_tiny_model(models_dir() / "tiny-llama")
-    env = airflow_environ()
-    migrate(env)
+    base_env = airflow_environ()
+    migrate(base_env)
     campaign = load_campaign(REPO / "dags" / "campaigns" / "smoke.yaml")
     conf: dict[str, object] = {"limit": args.limit} if args.limit else {}
     if conf:
         campaign = campaign.with_overrides(conf)
     configs = [c.to_dict() for c in campaign.configs()]
-    bench(env, "run", "--config", json.dumps(configs[0]), "-q", "--no-db")  # warm file caches
+    trees = [Tree("this checkout", REPO)]
+    if args.baseline:
+        trees.insert(0, Tree(f"baseline {args.baseline}", args.baseline.resolve()))
+    envs = {t.name: t.environ(base_env) for t in trees}
+    # outcome files (the children's phases) where the checkout has them
+    phases = {t.name: (t.root / "bench" / "orchestration" / "child.py").is_file() for t in trees}
+    bench(envs[trees[-1].name], "run", "--config", json.dumps(configs[0]), "-q", "--no-db")
 
-    rounds: dict[str, list[Round]] = {"airflow": [], "loop": [], "gate": []}
+    variants = ("airflow", "loop", "gate") if args.gate else ("airflow", "loop")
+    rounds: dict[tuple[str, str], list[Round]] = defaultdict(list)
     for _ in range(args.rounds):
-        rounds["airflow"].append(airflow_round(env, conf))
-        rounds["loop"].append(loop_round(env, configs, gate=False))
-        rounds["gate"].append(loop_round(env, configs, gate=True))
-    a, b, g = (statistics.median(r.wall_s for r in rounds[k]) for k in ("airflow", "loop", "gate"))
-    ac, bc, gc = (
-        statistics.median(r.cpu_s for r in rounds[k]) for k in ("airflow", "loop", "gate")
-    )
+        for variant in variants:  # interleaved: each tree's turn right after the other's
+            for tree in trees:
+                env = envs[tree.name]
+                if variant == "airflow":
+                    measured = airflow_round(env, conf)
+                else:
+                    measured = loop_round(
+                        env, configs, gate=variant == "gate", phases=phases[tree.name]
+                    )
+                rounds[(tree.name, variant)].append(measured)
+
     n = len(configs)
     print(
         f"smoke campaign, {n} configurations x {campaign.limit} requests, "
-        f"{args.rounds} interleaved rounds (median)      wall      CPU"
+        f"{args.rounds} interleaved rounds (median)"
     )
-    print(
-        f"  through Airflow (airflow dags test: plan, {n} mapped tasks, gate, report) {a:7.1f} s {ac:7.1f} s"
-    )
-    print(
-        f"  bench run in a loop                                                 {b:7.1f} s {bc:7.1f} s"
-    )
-    print(
-        f"  bench run in a loop + bench regressions --detect + bench report      {g:7.1f} s {gc:7.1f} s"
-    )
-    print(
-        f"  ratio vs the loop {a / b:.2f}x wall, {ac / bc:.2f}x CPU (target <= 1.3x); "
-        f"Airflow adds {(a - b) / n:.1f} s per configuration"
-    )
-    print(
-        f"  ratio vs the same work by hand {a / g:.2f}x wall, {ac / gc:.2f}x CPU; "
-        f"orchestration alone adds {(a - g) / n:.1f} s per configuration"
-    )  # fmt: skip
+    for tree in trees:
+        wall = {v: statistics.median(r.wall_s for r in rounds[(tree.name, v)]) for v in variants}
+        cpu = {v: statistics.median(r.cpu_s for r in rounds[(tree.name, v)]) for v in variants}
+        print(f"{tree.name}:{'wall':>58}{'CPU':>9}")
+        print(f"  through Airflow (airflow dags test: plan, {n} mapped tasks, gate, report)"
+              f"{wall['airflow']:6.1f} s{cpu['airflow']:7.1f} s")  # fmt: skip
+        print(f"  bench run in a loop{'':<47}{wall['loop']:6.1f} s{cpu['loop']:7.1f} s")
+        if args.gate:
+            print(f"  the loop + bench regressions --detect + bench report{'':<14}"
+                  f"{wall['gate']:6.1f} s{cpu['gate']:7.1f} s")  # fmt: skip
+        print(
+            f"  ratio vs the loop {wall['airflow'] / wall['loop']:.2f}x wall, "
+            f"{cpu['airflow'] / cpu['loop']:.2f}x CPU (target <= 1.3x); Airflow adds "
+            f"{(wall['airflow'] - wall['loop']) / n:.1f} s per configuration"
+        )
 
     print("\nwhere the seconds go (median of each span over the rounds; wall s):")
-    loop = median_spans(rounds["loop"])
-    flow = median_spans(rounds["airflow"])
-    print(f"  {'':<52}{'Airflow':>9}{'loop':>9}")
-    for name, seconds in flow.items():
-        print(f"  {name:<52}{seconds:9.2f}{loop.get(name, float('nan')):9.2f}")
-    for name, seconds in loop.items():
-        if name not in flow:
-            print(f"  {name:<52}{'':>9}{seconds:9.2f}")
+    columns = [(t.name, v) for t in trees for v in ("airflow", "loop")]
+    spans = {key: median_spans(rounds[key]) for key in columns}
+    names = list(dict.fromkeys(n for key in columns for n in spans[key]))
+    print(f"  {'':<50}" + "".join(f"{v if len(trees) == 1 else f'{v}/{i}':>11}"
+                                  for i, (_, v) in enumerate(columns)))  # fmt: skip
+    for name in names:
+        cells = "".join(
+            f"{spans[key][name]:11.2f}" if name in spans[key] else f"{'':>11}" for key in columns
+        )
+        print(f"  {name:<50}{cells}")
+    if len(trees) > 1:
+        print("  (columns /0: " + trees[0].name + "; /1: " + trees[1].name + ")")
+    env = envs[trees[-1].name]
     bare = import_seconds("pass", env)
     stack = import_seconds("import torch, transformers", env) - bare
     cli = import_seconds("import bench.cli.run", env) - bare
