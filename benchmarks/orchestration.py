@@ -153,13 +153,14 @@ def airflow_round(env: dict[str, str], conf: dict[str, object]) -> Round:
             spans[f"task {task}"] += end - start
         else:
             spans["benchmark tasks (whole)"] += end - start
-    children = child_phases(output)
+    children = child_phases(output)  # from checkouts whose tasks log them
     for child in children:
         for name, seconds in child.items():
             spans[f"  child {name}"] += seconds
-    spans["  parent side of the benchmark tasks"] = spans["benchmark tasks (whole)"] - sum(
-        c["child"] for c in children
-    )
+    if children:
+        spans["  parent side of the benchmark tasks"] = spans["benchmark tasks (whole)"] - sum(
+            c["child"] for c in children
+        )
     return Round(wall, cpu, dict(spans))
 
 
@@ -319,8 +320,9 @@ def main() -> None:
     columns = [(t.name, v) for t in trees for v in ("airflow", "loop")]
     spans = {key: median_spans(rounds[key]) for key in columns}
     names = list(dict.fromkeys(n for key in columns for n in spans[key]))
-    print(f"  {'':<50}" + "".join(f"{v if len(trees) == 1 else f'{v}/{i}':>11}"
-                                  for i, (_, v) in enumerate(columns)))  # fmt: skip
+    index = {t.name: i for i, t in enumerate(trees)}
+    print(f"  {'':<50}" + "".join(f"{v if len(trees) == 1 else f'{v}/{index[t]}':>11}"
+                                  for t, v in columns))  # fmt: skip
     for name in names:
         cells = "".join(
             f"{spans[key][name]:11.2f}" if name in spans[key] else f"{'':>11}" for key in columns
