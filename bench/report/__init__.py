@@ -4,8 +4,14 @@ Pareto view, in one self-contained file.
 
 The caller (the store, the ``report`` task) fills a :class:`ReportData`;
 :func:`render_report` draws it. Public names are pinned by
-``tests/report/test_report.py``.
+``tests/report/test_report.py``. The renderer loads lazily (PEP 562): the
+``bench run`` path imports ``bench.report.text`` and must not need plotly or
+scipy (the ``stats`` extra), nor pay seconds to import them.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from bench.report.data import (
     ConfigSeries,
@@ -16,7 +22,9 @@ from bench.report.data import (
     Samples,
     TableRow,
 )
-from bench.report.page import render_html, render_report
+
+if TYPE_CHECKING:
+    from bench.report.page import render_html, render_report
 
 __all__ = [
     "ConfigSeries",
@@ -29,3 +37,11 @@ __all__ = [
     "render_html",
     "render_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("render_html", "render_report"):
+        from bench.report import page
+
+        return getattr(page, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
