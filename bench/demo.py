@@ -9,6 +9,7 @@ then prints what landed in Postgres and where the HTML report is.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -17,6 +18,7 @@ from bench.paths import models_dir, reports_dir
 from bench.tinymodel import build_tiny_model
 
 DAG_ID = "llm_bench_smoke"
+_PLANNED = re.compile(r"\bcampaign (\S+): \d+ configurations")
 
 
 def step(text: str) -> float:
@@ -58,8 +60,8 @@ def main() -> int:
             if "graphviz" in line or "[py.warnings]" in line:
                 continue  # Airflow's own chatter about optional packages
             print(line, end="", flush=True)
-            if line.startswith("campaign ") and " configurations" in line:
-                run_id = line.split()[1].rstrip(":")
+            if found := _PLANNED.search(line):  # the plan task's log line
+                run_id = found.group(1)
     print(f"airflow dags test exited {proc.returncode} ({time.perf_counter() - t:.1f} s)")
     if proc.returncode != 0 or run_id is None:
         return 1

@@ -43,6 +43,28 @@ class ProgressSink(Protocol):
 ProgressFactory = Callable[[int, str], ProgressSink]
 
 
+class RunObserver(Protocol):
+    """Told where a run is: the phase that begins and the plan once it exists.
+
+    A process watching from outside (the Airflow task, through the outcome
+    file of :mod:`bench.orchestration.child`) learns the run's history key
+    before the model loads, so a run that dies later is still recorded
+    under the right configuration.
+    """
+
+    def phase(self, name: str) -> None: ...
+
+    def planned(self, plan: Plan) -> None: ...
+
+
+class _Unobserved:
+    def phase(self, name: str) -> None:
+        pass
+
+    def planned(self, plan: Plan) -> None:
+        pass
+
+
 class _NoProgress:
     def update(self, n: int) -> None:
         pass
@@ -124,14 +146,20 @@ def run_benchmark(
     progress: ProgressFactory | None = None,
     clock: Callable[[], float] = time.perf_counter,
     role: str = "primary",
+    observer: RunObserver | None = None,
 ) -> RunResult:
     """Benchmark one configuration. Raises BenchError on setup problems.
 
     ``role="confirm"`` marks a same-night re-run of the campaign's run of
-    this configuration (see :data:`bench.core.results.ROLES`)."""
+    this configuration (see :data:`bench.core.results.ROLES`); ``observer``
+    hears the phases and the plan (the benchmark child's outcome file)."""
+    observer = observer or _Unobserved()
+    observer.phase("plan")
     plan = prepare(config)
+    observer.planned(plan)
     run_uid = uuid.uuid4().hex
     campaign = campaign or CampaignRef(dag_run_id=f"cli__{run_uid}", trigger="cli")
+    observer.phase("load")
     backend = create_backend(plan.config)
     try:
         backend.load()
@@ -139,7 +167,9 @@ def run_benchmark(
             plan = Plan(backend.config, plan.prompt_set)
         backend.check(plan.measured + plan.warmup)
         environment = capture_environment(plan.config.device, backend.info())
-        return _measure(backend, plan, run_uid, campaign, environment, progress, clock, role)
+        return _measure(
+            backend, plan, run_uid, campaign, environment, progress, clock, observer, role
+        )
     finally:
         backend.close()
 
@@ -152,6 +182,7 @@ def _measure(
     environment: dict[str, Any],
     progress: ProgressFactory | None,
     clock: Callable[[], float],
+    observer: RunObserver,
     role: str = "primary",
 ) -> RunResult:
     config = plan.config
@@ -180,6 +211,7 @@ def _measure(
 
     try:
         if plan.warmup:
+            observer.phase("warmup")
             t = clock()
             backend.execute(plan.warmup, _ignore)
             warmup_s = clock() - t
@@ -187,6 +219,7 @@ def _measure(
         sampler = backend.power_sampler()
         if progress is not None:
             sink = progress(len(plan.measured), config.label)
+        observer.phase("measure")
         started_at = _utcnow()
         if watch is not None:
             watch.start()
@@ -230,4 +263,12 @@ def _ignore(_: int) -> None:
     pass
 
 
-__all__ = ["Plan", "Progress", "ProgressSink", "classify_failure", "prepare", "run_benchmark"]
+__all__ = [
+    "Plan",
+    "Progress",
+    "ProgressSink",
+    "RunObserver",
+    "classify_failure",
+    "prepare",
+    "run_benchmark",
+]

@@ -6,8 +6,11 @@ one task per model x precision x batch size, each a ``bench run`` child
 process) -> ``suspects`` -> ``confirm`` (mapped: one same-night re-run of each
 configuration the gate finds suspicious, judged together with its run) ->
 ``detect_regressions`` -> ``report``. The tasks after ``benchmark`` run even
-when some configurations failed; ``any_config_failed`` then marks the DAG run
-failed, so a red run in the UI always means a configuration did not finish.
+when some configurations failed (and say "nothing ran" when none did);
+``any_config_failed`` then marks the DAG run failed, naming the
+configurations, so a red run in the UI always means one did not finish.
+Each task's log is the user's view: what the task bodies in
+``bench.orchestration.tasks`` log lands there (``plugins/bench_task.py``).
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
 not per map index. The trigger form's fields come from
@@ -37,20 +40,6 @@ CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
 TIMEOUT_MARGIN_S = 60
 
 
-def _campaign_ref(context: Any) -> Any:
-    from bench.core.results import CampaignRef
-
-    run = context["dag_run"]
-    trigger = str(getattr(run, "run_type", "manual") or "manual").split(".")[-1].lower()
-    return CampaignRef(dag_run_id=run.run_id, dag_id=run.dag_id, trigger=trigger)
-
-
-def _db_url() -> str | None:
-    from bench_results import results_db_url  # plugins/bench_results.py
-
-    return results_db_url()
-
-
 def build_dag(c: Campaign, source: Path) -> DAG:
     timeout_s = c.timeout_minutes * 60
     world_sizes = sorted({m.world_size for m in c.models})
@@ -70,12 +59,24 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
         @task(retries=0)
         def plan() -> list[dict[str, Any]]:
+            from bench_results import results_db_url  # plugins/
+            from bench_task import campaign_ref, fail, log  # plugins/
+
+            from bench.errors import BenchError
+            from bench.orchestration.child import Exit
             from bench.orchestration.tasks import plan as plan_campaign
 
             context = get_current_context()
-            return plan_campaign(
-                source, dict(context["params"]), campaign=_campaign_ref(context), db_url=_db_url()
-            )
+            try:
+                return plan_campaign(
+                    source,
+                    dict(context["params"]),
+                    campaign=campaign_ref(context),
+                    db_url=results_db_url(),
+                    log=log,
+                )
+            except BenchError as exc:  # a user error: one line, no traceback
+                fail(f"plan: error: {exc}", Exit.BAD_INPUT)
 
         def items_for(world_size: int, planned: Any, prefix: str = "select") -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
@@ -102,15 +103,18 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             def benchmark(item: dict[str, Any]) -> dict[str, Any]:
                 from airflow.sdk.exceptions import AirflowException, AirflowFailException
                 from bench_hub import hub_secrets  # plugins/bench_hub.py
+                from bench_results import results_db_url
+                from bench_task import campaign_ref, log
 
                 from bench.orchestration.tasks import benchmark as run_config
 
                 outcome = run_config(
                     item,
-                    campaign=_campaign_ref(get_current_context()),
-                    db_url=_db_url(),
+                    campaign=campaign_ref(get_current_context()),
+                    db_url=results_db_url(),
                     timeout_s=timeout_s,
                     secrets=hub_secrets(),  # read here, at run time: never an argument
+                    log=log,
                 )
                 if outcome.status != "ok":
                     error = AirflowException if outcome.retryable else AirflowFailException
@@ -128,32 +132,68 @@ def build_dag(c: Campaign, source: Path) -> DAG:
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
         def suspects() -> list[dict[str, Any]]:
             """The configurations to re-run once tonight (see bench.regressions)."""
+            from bench_results import results_db_url
+            from bench_task import campaign_ref, log, planned_items
+
             from bench.orchestration.tasks import suspects as find
 
             context = get_current_context()
-            return find(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
+            if not planned_items(context):
+                return []  # nothing ran: nothing to confirm
+            return find(
+                campaign_ref(context),
+                db_url=results_db_url(),
+                thresholds=dict(c.thresholds),
+                log=log,
+            )
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
         def detect_regressions() -> list[dict[str, Any]]:
+            from bench_results import results_db_url
+            from bench_task import campaign_ref, log, planned_items
+
             from bench.orchestration.tasks import detect_regressions as detect
 
             context = get_current_context()
-            return detect(_campaign_ref(context), db_url=_db_url(), thresholds=dict(c.thresholds))
+            return detect(
+                campaign_ref(context),
+                db_url=results_db_url(),
+                thresholds=dict(c.thresholds),
+                planned=planned_items(context),
+                log=log,
+            )
 
         @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-        def report() -> str:
+        def report() -> str | None:
+            from bench_results import results_db_url
+            from bench_task import base_url, campaign_ref, log, planned_items
+
             from bench.orchestration.tasks import report as write_report
 
-            return str(write_report(_campaign_ref(get_current_context()), db_url=_db_url()))
+            context = get_current_context()
+            out = write_report(
+                campaign_ref(context),
+                db_url=results_db_url(),
+                planned=planned_items(context),
+                base_url=base_url(),
+                log=log,
+            )
+            return str(out) if out else None
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def any_config_failed() -> None:
             """Fails the DAG run when a configuration failed (the report still ran)."""
-            from airflow.sdk.exceptions import AirflowFailException
+            from bench_results import results_db_url
+            from bench_task import campaign_ref, fail, planned_items
 
-            raise AirflowFailException(
-                "at least one configuration failed; see the benchmark tasks and the report"
+            from bench.orchestration.child import Exit
+            from bench.orchestration.tasks import failed_configurations
+
+            context = get_current_context()
+            why = failed_configurations(
+                campaign_ref(context), db_url=results_db_url(), planned=planned_items(context)
             )
+            fail(why, Exit.FAILED)
 
         planned = plan()
         benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]

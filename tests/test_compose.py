@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.orchestration.airflow_env import TASK_LOG_LEVELS
 from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,8 @@ def test_airflow_services_of_the_official_shape(compose: dict[str, Any]) -> None
     for name in (*CONTROL_PLANE, "airflow-worker-hpu", "airflow-worker-cpu"):
         env = svc[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        # the benchmark's own lines reach the task logs (bench.orchestration.airflow_env)
+        assert env["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] == TASK_LOG_LEVELS
         assert (
             svc[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
         )

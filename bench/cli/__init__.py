@@ -3,12 +3,16 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``.
 Library errors (:class:`~bench.errors.BenchError`) become one line on stderr
 and exit code 2 (bad input, nothing run or written) or 1 (the benchmark ran
-and failed; its failure is recorded).
+and failed; its failure is recorded). The codes are part of the contract
+with the Airflow task that runs ``bench run`` as a child process, so they
+live with it: :class:`bench.orchestration.child.Exit`.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bench.errors import BenchError, BenchmarkFailed
+from bench.orchestration.child import Exit
 
 #: Subcommand modules, in the order `bench --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -31,15 +36,12 @@ COMMANDS: tuple[str, ...] = (
     "bench.cli.fp8",
 )
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error of the CLI."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(Exit.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,32 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code (:class:`Exit`).
+
+    Called as the program itself (``argv`` None: the ``bench`` script,
+    ``python -m bench``), it ends the process once everything is written,
+    without the interpreter's module-by-module teardown: with torch and
+    transformers loaded that teardown alone took 1-3 s per benchmark child
+    (docs/performance.md, "Orchestration"), as long as the measured work of
+    a small configuration.
+    """
+    code = _run(argv)
+    if argv is None:
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> NoReturn:
+    """Exit now: exit handlers run (logging flushes), streams are flushed,
+    files are closed by their writers already; module teardown is skipped."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader that left, a closed stream
+            stream.flush()
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,16 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or Exit.OK)
     except BenchmarkFailed as exc:
         print(f"bench: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return Exit.FAILED
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return Exit.BAD_INPUT
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
-        return 130
+        return Exit.INTERRUPTED
     except BrokenPipeError:  # `bench trend ... | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return Exit.OK

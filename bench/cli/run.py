@@ -15,6 +15,7 @@ from bench.core.config import FIELDS, MODEL, RunConfig
 from bench.core.fields import Declared
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 from bench.errors import BenchmarkFailed, ConfigError
+from bench.orchestration.child import Reporter, reporting
 from bench.report.text import ProgressPrinter, format_summary
 from bench.runner import run_benchmark
 
@@ -102,6 +103,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="a same-night re-run confirming the campaign's run of this configuration: stored "
         "beside it, judged together with it, never a night of its own (needs --campaign-run-id)",
+    )
+    out.add_argument(
+        "--outcome",
+        type=Path,
+        metavar="FILE.json",
+        help="keep the run's phase, plan and status here (what the Airflow task reads)",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_run)
@@ -196,7 +203,14 @@ def _check_output_path(path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    primary = is_primary_rank()  # tensor-parallel peers run in lockstep; rank 0 alone reports
+    with reporting(getattr(args, "outcome", None) if primary else None) as report:
+        return _run(args, report, primary=primary)
+
+
+def _run(args: argparse.Namespace, report: Reporter, *, primary: bool) -> int:
     config = config_from_args(args)
+    report.configured(config.label)
     output: Path | None = getattr(args, "output", None)
     if output is not None:
         _check_output_path(output)
@@ -212,13 +226,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     role = "confirm" if getattr(args, "confirm", False) else "primary"
     if role == "confirm" and campaign is None:
         raise ConfigError("--confirm re-runs a campaign's configuration: give --campaign-run-id")
-    primary = is_primary_rank()  # tensor-parallel peers run in lockstep; rank 0 alone reports
     quiet = getattr(args, "quiet", False) or not primary
     result = run_benchmark(
-        config, campaign=campaign, progress=None if quiet else ProgressPrinter, role=role
+        config,
+        campaign=campaign,
+        progress=None if quiet else ProgressPrinter,
+        observer=report,
+        role=role,
     )
     if not primary:
         return 0 if result.ok else 1
+    report.phase("store")
     if output is not None:
         if getattr(args, "format", "jsonl") == "vllm":
             from bench.backends.openai.export_vllm import write_vllm_json
@@ -229,8 +247,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_summary(result))
     if output is not None:
         print(f"result written to {output}")
-    if not getattr(args, "no_db", False):
+    stored = not getattr(args, "no_db", False)
+    if stored:
         store_result(result)
+    report.finished(result, result_path=output, recorded=stored)
     if not result.ok:
         raise BenchmarkFailed(f"run {result.status}: {result.error}")
     return 0

@@ -24,6 +24,10 @@ from bench.paths import bench_home
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
+#: Airflow's ``[logging] namespace_levels``: what the campaign's tasks log
+#: (logger "bench": configuration, progress, result tables, verdicts, the
+#: report's URL) reaches their task logs even with Airflow itself at WARNING.
+TASK_LOG_LEVELS = "bench=INFO"
 
 
 def airflow_home() -> Path:
@@ -96,8 +100,12 @@ def airflow_environ(*, api_port: int = 8080) -> dict[str, str]:
             "AIRFLOW__API__SECRET_KEY": _secret(home, "api_secret"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # Airflow's own chatter at WARNING, not the benchmark's
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get(
                 "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
+            ),
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": env.get(
+                "AIRFLOW__LOGGING__NAMESPACE_LEVELS", TASK_LOG_LEVELS
             ),
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
             # `airflow standalone` starts its components as `airflow ...` from PATH

@@ -1,27 +1,27 @@
 """What each campaign task does, as plain Python (the DAG file wraps it).
 
 Airflow is kept out of here on purpose: the DAG's tasks are thin wrappers
-that pass in run ids and the results DB URL, so every step is testable
-without a scheduler, and runnable by hand.
+that pass in run ids, the results DB URL and a ``log`` function, so every
+step is testable without a scheduler, and runnable by hand. Everything a
+task logs is what its Airflow task log shows: the configuration, the
+child's progress and result table, the verdicts, the campaign table and
+the report's URL.
 
-``benchmark`` runs ``bench run`` in a child process (its own session, so a
-crash, OOM or hang takes down only the child and frees the device) and makes
-sure every outcome lands in the results DB exactly once per (campaign,
-config): the child stores what it measured; the parent stores what the child
-could not (bad config, crash, kill, timeout). Both replace, never add.
+``plan`` validates and expands the matrix only; each ``benchmark`` runs
+``bench run`` in a child process that plans (prompts, fingerprint),
+measures and stores its own result (the contract: :mod:`.child`). The
+parent stores what the child could not (bad config, crash, kill, timeout),
+so every outcome lands in the results DB exactly once per (campaign,
+config). Both replace, never add.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import os
-import signal
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,20 +30,25 @@ from typing import Any
 from bench.campaign import Campaign, load_campaign
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
-from bench.core.results import CampaignRef, read_jsonl
+from bench.core.results import CampaignRef
 from bench.errors import BenchError, ConfigError, DeviceError
 from bench.orchestration.cards import cards_for, lock_dir_for
+from bench.orchestration.child import (
+    KEY_METRICS,
+    ChildOutcome,
+    ChildRun,
+    Exit,
+    Launcher,
+    child_argv,
+    run_child,
+    unplanned_fingerprint,
+)
 from bench.paths import bench_home
-from bench.runner import Plan
 
 Log = Callable[[str], None]
-#: ``launch_command``'s shape: (config, bench args, command=...) -> argv
-Launcher = Callable[..., list[str]]
 
-#: Exit codes of ``bench run`` (bench/cli/__init__.py).
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-#: Seconds the child gets between SIGTERM and SIGKILL.
-KILL_GRACE_S = 10.0
+#: What ``detect_regressions`` and ``report`` say when no configuration ran.
+NOTHING_RAN = "nothing ran"
 
 
 def _now() -> datetime:
@@ -89,26 +94,20 @@ def plan(
 ) -> list[dict[str, Any]]:
     """Validate the trigger values, expand the matrix, create the campaign row.
 
-    Returns one JSON-able item per configuration; raises BenchError (with a
-    message naming the bad value) before anything is benchmarked.
+    Returns one JSON-able item per configuration (label, config, world
+    size); raises BenchError (with a message naming the bad value) before
+    anything is benchmarked. The prompts and fingerprint of a configuration
+    are built by its benchmark child, on the worker that has the model.
     """
     base = load_campaign(campaign_file)
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
     _check_thresholds(effective)
-    prompt_set = load_prompt_set(effective.prompts)
-    items: list[dict[str, Any]] = []
-    for config in effective.configs():
-        run_plan = Plan(config, prompt_set)
-        items.append(
-            {
-                "label": config.label,
-                "config": config.to_dict(),
-                "fingerprint": run_plan.fingerprint,
-                "prompt_set": run_plan.prompt_set_json(),
-                "world_size": config.world_size,
-            }
-        )
+    load_prompt_set(effective.prompts)  # exists and parses; the children build the requests
+    items = [
+        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size}
+        for c in effective.configs()
+    ]
     from bench.store.migrate import upgrade
     from bench.store.writer import ensure_campaign
 
@@ -126,7 +125,7 @@ def plan(
     )
     log(f"campaign {campaign.dag_run_id}: {len(items)} configurations")
     for item in items:
-        log(f"  {item['label']}  fingerprint {item['fingerprint'][:12]}")
+        log(f"  {item['label']}")
     return items
 
 
@@ -144,67 +143,33 @@ class Outcome:
     metrics: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        keep = (
-            "ttft_p50_ms",
-            "ttft_p99_ms",
-            "tpot_p50_ms",
-            "itl_p99_ms",
-            "e2e_p99_ms",
-            "output_tokens_per_s",
-        )
-        metrics = {k: self.metrics.get(k) for k in keep} if self.metrics else None
+        metrics = {k: self.metrics.get(k) for k in KEY_METRICS} if self.metrics else None
         return {"label": self.label, "status": self.status, "error": self.error, "metrics": metrics}
 
 
-def child_args(
-    config: RunConfig, campaign: CampaignRef, output: Path, role: str = "primary"
-) -> list[str]:
-    """``bench run`` arguments that reproduce ``config`` inside ``campaign``."""
-    args = ["--config", json.dumps(config.to_dict()), "--campaign-run-id", campaign.dag_run_id]
-    if campaign.dag_id:
-        args += ["--dag-id", campaign.dag_id]
-    if role == "confirm":
-        args.append("--confirm")
-    return [*args, "--trigger", campaign.trigger, "--output", str(output)]
-
-
-class _Tail:
-    """Forwards a child's output line by line and keeps the last lines."""
-
-    def __init__(self, stream: Any, log: Log, keep: int = 40) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
-        self._thread = threading.Thread(target=self._pump, args=(stream, log), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: Any, log: Log) -> None:
-        for raw in stream:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            log(line)
-
-    def join(self) -> None:
-        self._thread.join(timeout=5)
-
-    def last_error(self) -> str:
-        """The child's one-line error (``bench: ...``) or its last output line."""
-        for line in reversed(self.lines):
-            if line.startswith("bench: "):
-                return line.removeprefix("bench: ").removeprefix("error: ")
-        return next((line for line in reversed(self.lines) if line.strip()), "no output")
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the child's process group, SIGKILL what is left after a grace period."""
-    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def describe(config: RunConfig) -> str:
+    """One line naming what a configuration runs (the first line of its task log)."""
+    load = (
+        f"concurrency {config.concurrency}"
+        if config.concurrency is not None
+        else f"{config.request_rate:g} req/s"
+        if config.request_rate is not None
+        else f"batch {config.batch_size}"
+    )
+    parts = [
+        f"model {config.model}" + (f" ({config.model_path})" if config.model_path else ""),
+        config.precision,
+        load,
+        f"{config.max_new_tokens} new tokens",
+        f"{config.limit if config.limit is not None else 'all'} requests"
+        f" after {config.warmup} warmup",
+        f"prompts {config.prompts}",
+        f"{config.backend} on {config.device}"
+        + (f" x{config.world_size}" if config.world_size > 1 else ""),
+    ]
+    if config.options:
+        parts.append("options " + ", ".join(f"{k}={v}" for k, v in config.options.items()))
+    return ", ".join(parts)
 
 
 def benchmark(
@@ -223,18 +188,14 @@ def benchmark(
     (``bench fp8-measure``, a no-op when cached), then the benchmark in a
     fresh one, as optimum-habana's reference runs two processes; both share
     ``timeout_s``. ``secrets`` (a hub token) reach the children through their
-    environment only; ``launch`` builds argv (tests give stand-in children).
+    environment only; ``launch`` builds the child's argv from (config,
+    ``bench`` args); tests give stand-in children.
     """
-    from bench.backends.habana.launch import launch_command
-
-    launch = launch or launch_command
     config = RunConfig.from_mapping(item["config"])
-    role = str(item.get("role", "primary"))
     work = bench_home() / "runs" / _safe(campaign.dag_run_id)
     work.mkdir(parents=True, exist_ok=True)
-    output = work / f"{_safe(config.label)}{'.confirm' if role == 'confirm' else ''}.jsonl"
-    output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
     env = child_env(os.environ, db_url=db_url, secrets=secrets)
+    log(f"{config.label}: {describe(config)}")
     started = _now()
     try:
         with cards_for(
@@ -245,7 +206,7 @@ def benchmark(
                     f"{config.label}: cards {cards['HABANA_VISIBLE_MODULES']} (HABANA_VISIBLE_MODULES)"
                 )
             outcome = _run_children(
-                item, config, campaign, output, {**env, **cards}, timeout_s, db_url, log, launch
+                item, config, campaign, work, {**env, **cards}, timeout_s, db_url, log, launch
             )
     except (ConfigError, DeviceError) as exc:  # no card free (or a bad BENCH_HPU_MODULES)
         outcome = Outcome(config.label, "failed", str(exc), retryable=True)
@@ -258,104 +219,81 @@ def _run_children(
     item: Mapping[str, Any],
     config: RunConfig,
     campaign: CampaignRef,
-    output: Path,
+    work: Path,
     env: Mapping[str, str],
     timeout_s: float,
     db_url: str | None,
     log: Log,
-    launch: Launcher,
+    launch: Launcher | None,
 ) -> Outcome:
-    """fp8's measure child when the config is fp8, then the benchmark child."""
+    """fp8's measure child when the config is fp8, then the benchmark child;
+    what they could not store, the parent stores."""
     started = _now()
     deadline = time.monotonic() + timeout_s
     if config.precision == "fp8":
+        from bench.backends.habana.launch import launch_command
+
         log(f"$ bench fp8-measure {config.label} (timeout {timeout_s:.0f} s)")
-        argv = launch(config, ["--config", json.dumps(config.to_dict())], command="fp8-measure")
-        rc, tail = _run_child(argv, env, timeout_s, log)
-        if rc != EXIT_OK:
-            outcome = _outcome(config.label, rc, output, tail, timeout_s)
-            outcome = dataclasses.replace(outcome, error=f"fp8 measurement: {outcome.error}")
+        argv = (launch or launch_command)(
+            config, ["--config", json.dumps(config.to_dict())], command="fp8-measure"
+        )
+        measured = run_child(argv, outcome=None, env=env, timeout_s=timeout_s, log=log)
+        if measured.rc != Exit.OK:
+            verdict = measured.verdict(timeout_s)
+            error = verdict.error
+            if measured.rc == Exit.BAD_INPUT:  # its one line, as the CLI printed it
+                error = measured.last_output.removeprefix("bench: ").removeprefix("error: ")
+            outcome = Outcome(
+                config.label, "failed", f"fp8 measurement: {error}", verdict.retryable
+            )
             _record_failure(item, config, campaign, outcome, started, db_url, log)
             return outcome
     left = max(deadline - time.monotonic(), 1.0)
-    log(f"$ bench run {config.label} (timeout {left:.0f} s)")
     role = str(item.get("role", "primary"))
-    argv = launch(config, child_args(config, campaign, output, role))
-    rc, tail = _run_child(argv, env, left, log)
-    outcome = _outcome(config.label, rc, output, tail, left)
-    if outcome.status != "ok" and not _child_recorded(rc, output):
-        _record_failure(item, config, campaign, outcome, started, db_url, log)
+    stem = _safe(config.label) + (".confirm" if role == "confirm" else "")
+    output, outcome_file = work / f"{stem}.jsonl", work / f"{stem}.outcome.json"
+    output.unlink(missing_ok=True)  # a retry must not read the previous attempt's file
+    log(f"$ bench run {config.label} (timeout {left:.0f} s)")
+    argv = child_argv(
+        config, campaign, output=output, outcome=outcome_file, confirm=role == "confirm",
+        launch=launch,
+    )  # fmt: skip
+    child = run_child(argv, outcome=outcome_file, env=env, timeout_s=left, log=log)
+    verdict = child.verdict(left)
+    outcome = Outcome(
+        config.label,
+        verdict.status,
+        verdict.error,
+        verdict.retryable,
+        metrics=child.outcome.metrics if child.outcome and verdict.recorded else None,
+    )
+    if outcome.status != "ok" and not verdict.recorded:
+        _record_failure(item, config, campaign, outcome, started, db_url, log, child.outcome)
+    log(f"{config.label}: {format_timings(child)}")
     return outcome
 
 
 def child_env(
-    environ: Mapping[str, str], *, db_url: str | None, secrets: Mapping[str, str] | None
+    environ: Mapping[str, str], *, db_url: str | None, secrets: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """A child's environment: ours, the results DB and any secrets (a hub
     token), which never travel on a command line or into a log."""
-    env = {**environ, "PYTHONUNBUFFERED": "1", **(secrets or {})}
+    env = {**environ, **(secrets or {})}
     if db_url:
         env["BENCH_DB_URL"] = db_url
     return env
 
 
-def _run_child(
-    argv: list[str], env: Mapping[str, str], timeout_s: float, log: Log
-) -> tuple[int | None, _Tail]:
-    """Run a child in its own session; its exit code, or None after a timeout."""
-    proc = subprocess.Popen(
-        argv,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+#: How the child's phases read in a task log.
+PHASE_NAMES = {"start": "start-up", "done": "exit"}
+
+
+def format_timings(child: ChildRun) -> str:
+    """Where the child's seconds went, phase by phase."""
+    total = child.ended_at - child.spawned_at
+    return f"{total:.1f} s in the child: " + ", ".join(
+        f"{PHASE_NAMES.get(k, k)} {v:.1f} s" for k, v in child.timings().items()
     )
-    tail = _Tail(proc.stdout, log)
-    try:
-        rc: int | None = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        rc = None
-    finally:  # an Airflow timeout or kill of this task must not orphan the child
-        if proc.poll() is None:
-            _kill_group(proc)
-        tail.join()
-    return rc, tail
-
-
-def _child_recorded(rc: int | None, output: Path) -> bool:
-    """The child stores its own result when it got as far as measuring."""
-    return rc in (EXIT_OK, EXIT_FAILED) and output.is_file()
-
-
-def _outcome(label: str, rc: int | None, output: Path, tail: _Tail, timeout_s: float) -> Outcome:
-    if rc is None:
-        return Outcome(
-            label,
-            "timeout",
-            f"no result after {timeout_s:.0f} s; process group killed",
-            retryable=True,
-        )
-    if rc in (EXIT_OK, EXIT_FAILED) and output.is_file():
-        result = read_jsonl(output)
-        metrics = result.metrics.to_json() if result.metrics else None
-        # a failed measurement may be transient; running out of memory is not
-        return Outcome(
-            label, result.status, result.error, retryable=result.status == "failed", metrics=metrics
-        )
-    if rc == EXIT_BAD_INPUT:
-        return Outcome(label, "failed", tail.last_error(), retryable=False)
-    if rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (the kernel OOM killer?)" if -rc == signal.SIGKILL else ""
-        return Outcome(
-            label,
-            "failed",
-            f"benchmark process killed by {name}{hint}; last output: {tail.last_error()}",
-            retryable=True,
-        )
-    return Outcome(label, "failed", f"exit code {rc}: {tail.last_error()}", retryable=True)
 
 
 def _record_failure(
@@ -366,16 +304,24 @@ def _record_failure(
     started: datetime,
     db_url: str | None,
     log: Log,
+    report: ChildOutcome | None = None,
 ) -> None:
+    """Store a run the child could not store: under its plan's fingerprint
+    when the child got that far (``report``), else under the unplanned key."""
     from bench.store.writer import record_failure
 
+    if report is not None and report.planned and report.fingerprint:
+        fingerprint, prompt_set = report.fingerprint, dict(report.prompt_set or {})
+        config = RunConfig.from_mapping(report.config) if report.config else config
+    else:
+        fingerprint, prompt_set = unplanned_fingerprint(config), {"name": config.prompts}
     try:
         record_failure(
             _engine(db_url),
             campaign=campaign,
             config=config,
-            fingerprint=item["fingerprint"],
-            prompt_set=dict(item["prompt_set"]),
+            fingerprint=fingerprint,
+            prompt_set=prompt_set,
             status=outcome.status,
             error=outcome.error or outcome.status,
             started_at=started,
@@ -383,7 +329,7 @@ def _record_failure(
             role=str(item.get("role", "primary")),
         )
     except BenchError as exc:  # the task still fails loudly; say what was not stored
-        log(f"could not record the failure of {config.label} in the results DB: {exc}")
+        log(f"could not record the failure of {item['label']} in the results DB: {exc}")
 
 
 def _safe(name: str) -> str:
@@ -394,12 +340,22 @@ def _safe(name: str) -> str:
 
 
 def detect_regressions(
-    campaign: CampaignRef, *, db_url: str | None, thresholds: Mapping[str, Any], log: Log = print
+    campaign: CampaignRef,
+    *,
+    db_url: str | None,
+    thresholds: Mapping[str, Any],
+    planned: Sequence[Any] | None = (),
+    log: Log = print,
 ) -> list[dict[str, Any]]:
     """Judge every ok run of the campaign against its history; store verdicts.
 
-    Returns the stored rows as JSON (the task's XCom, what a notifier lists).
+    Returns the findings as JSON (the task's XCom, what a notifier lists).
+    ``planned`` is the plan task's result: None or empty when it failed, and
+    then nothing ran and there is nothing to judge.
     """
+    if not planned:
+        log(f"{NOTHING_RAN}: the plan task produced no configuration, so there is nothing to judge")
+        return []
     from bench.regressions import detect_campaign
 
     detection = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
@@ -443,15 +399,43 @@ def report_path(campaign: CampaignRef) -> Path:
     return reports_dir() / _safe(campaign.dag_id or "cli") / f"{_safe(campaign.dag_run_id)}.html"
 
 
-def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Path:
-    """Print the campaign's table, write its HTML report, stamp its end."""
+def report_url(base_url: str, campaign: CampaignRef) -> str:
+    """Where the Airflow UI serves the report (the Benchmarks page, behind its login)."""
+    path = report_path(campaign)
+    return f"{base_url.rstrip('/')}/benchmarks/reports/{path.parent.name}/{path.name}"
+
+
+#: Width the campaign table is kept to in a task log.
+LOG_WIDTH = 120
+
+
+def report(
+    campaign: CampaignRef,
+    *,
+    db_url: str | None,
+    planned: Sequence[Any] | None = (),
+    base_url: str | None = None,
+    log: Log = print,
+) -> Path | None:
+    """Log the campaign's table, write its HTML report, stamp its end.
+
+    Returns the report's path; None when nothing ran (no plan, or no run
+    recorded), which is not an error of this task: the plan's log says why.
+    """
+    if not planned:
+        log(f"{NOTHING_RAN}: the plan task produced no configuration; no report")
+        return None
     from bench.report.campaign import format_campaign_table, write_campaign_report
     from bench.store.queries import run_query
     from bench.store.writer import finish_campaign
 
     engine = _engine(db_url)
     rows = run_query(engine, "campaign_runs", campaign=campaign.dag_run_id)
-    log(format_campaign_table(rows))
+    if not rows:
+        log(f"{NOTHING_RAN}: no configuration of campaign {campaign.dag_run_id} was recorded")
+        finish_campaign(engine, campaign.dag_run_id, _now())
+        return None
+    log(format_campaign_table(rows, width=LOG_WIDTH))
     out = report_path(campaign)
     write_campaign_report(
         engine,
@@ -460,5 +444,42 @@ def report(campaign: CampaignRef, *, db_url: str | None, log: Log = print) -> Pa
         title=f"{campaign.dag_id or 'bench'}: {campaign.dag_run_id}",
     )
     finish_campaign(engine, campaign.dag_run_id, _now())
-    log(f"report: {out}")
+    log(f"report: {report_url(base_url, campaign) if base_url else out}")
+    if base_url:
+        log(f"report file: {out}")
     return out
+
+
+def failed_configurations(
+    campaign: CampaignRef, *, db_url: str | None, planned: Sequence[Any] | None
+) -> str:
+    """Why the campaign is red, in one line: which configurations failed
+    (status and error), which never got recorded, or that none ran."""
+    if not planned:
+        return "no configuration ran: the plan task failed (its log says why)"
+    from bench.store.queries import run_query
+
+    labels = [str(item["label"]) for item in planned]
+    try:
+        rows = run_query(_engine(db_url), "campaign_runs", campaign=campaign.dag_run_id)
+    except BenchError as exc:
+        return f"could not read the campaign's runs to name the failed configurations: {exc}"
+    recorded = {str(r["label"]): r for r in rows}
+    bad = [
+        f"{r['label']} ({r['status']}: {_short(r['error'])})" for r in rows if r["status"] != "ok"
+    ]
+    missing = [label for label in labels if label not in recorded]
+    parts = []
+    if bad:
+        parts.append(f"{len(bad)} of {len(labels)} configuration(s) failed: " + "; ".join(bad))
+    if missing:
+        parts.append(f"{len(missing)} not recorded: " + ", ".join(missing))
+    return ". ".join(parts) or (
+        f"all {len(labels)} configuration(s) ran ok; a later task (regressions or report) failed"
+    )
+
+
+def _short(text: str | None, limit: int = 160) -> str:
+    lines = (text or "").strip().splitlines()
+    line = lines[0] if lines else "no error text"
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,28 @@ class Cluster:
             ): ti["state"]
             for ti in tis
         }
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1, try_number: int = 1
+    ) -> list[str]:
+        """A task's log as the UI shows it, one message a line (REST API)."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        answer = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}"
+            f"?full_content=true&map_index={map_index}",
+            expect=200,
+        )
+        events = [e.get("event", "") if isinstance(e, dict) else e for e in answer["content"]]
+        return [line for event in events for line in str(event).splitlines()]
+
+    def map_indexes(self, dag_id: str, run_id: str, task_id: str) -> dict[str, int]:
+        """Rendered label -> map index of a mapped task's instances."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        tis = self.api(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=100", expect=200
+        )["task_instances"]
+        return {ti["rendered_map_index"]: ti["map_index"] for ti in tis if ti["task_id"] == task_id}
 
     def tail(self, name: str, n: int = 60) -> str:
         path = self.logs / f"{name}.log"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench.orchestration.airflow_env import TASK_LOG_LEVELS
 from tests.conftest import REPO
 
 
@@ -68,6 +69,7 @@ def dag_test(migrated_sqlite: Path, tmp_path: Path) -> Callable[..., DagTest]:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": TASK_LOG_LEVELS,  # as make demo/airflow
         }
         proc = subprocess.run(
             [

@@ -54,9 +54,13 @@ from bench.core.config import RunConfig
 from bench.core.results import CampaignRef, RunResult, write_jsonl
 now = datetime.now(timezone.utc)
 out = Path(args[args.index("--output") + 1])
-write_jsonl(RunResult(run_uid="u", config=RunConfig.from_mapping(config), fingerprint="f",
-                      status="ok", started_at=now, finished_at=now,
-                      campaign=CampaignRef(dag_run_id="manual__fp8")), out)
+result = RunResult(run_uid="u", config=RunConfig.from_mapping(config), fingerprint="f",
+                   status="ok", started_at=now, finished_at=now,
+                   campaign=CampaignRef(dag_run_id="manual__fp8"))
+write_jsonl(result, out)
+from bench.orchestration.child import OutcomeWriter
+OutcomeWriter(Path(args[args.index("--outcome") + 1])).finished(
+    result, result_path=out, recorded=True)
 """
 
 
@@ -159,7 +163,6 @@ def test_secrets_travel_in_the_environment_only() -> None:
     env = child_env({"PATH": "/bin"}, db_url="postgresql://x", secrets={"HF_TOKEN": "t"})
     assert env == {
         "PATH": "/bin",
-        "PYTHONUNBUFFERED": "1",
         "HF_TOKEN": "t",
         "BENCH_DB_URL": "postgresql://x",
     }

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ class DelayConfig(PretrainedConfig):
         first_token: int = 20,
         eos_at: list[int] | None = None,
         kill_at_step: int | None = None,
+        oom_at_step: int | None = None,
+        oom_on_load: bool = False,
         max_position_embeddings: int = 4096,
         **kwargs: object,
     ) -> None:
@@ -51,6 +54,8 @@ class DelayConfig(PretrainedConfig):
         self.first_token = first_token
         self.eos_at = eos_at
         self.kill_at_step = kill_at_step  # SIGKILL itself there, like the kernel's OOM killer
+        self.oom_at_step = oom_at_step  # raise the allocator's error there, as torch does
+        self.oom_on_load = oom_on_load  # ... or when the weights move to the device
         self.max_position_embeddings = max_position_embeddings
         super().__init__(**kwargs)
 
@@ -69,6 +74,11 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         self.post_init()
         self.generation_config.use_cache = False
 
+    def to(self, *args: Any, **kwargs: Any) -> DelayModel:  # type: ignore[override]
+        if self.config.oom_on_load:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return super().to(*args, **kwargs)  # type: ignore[no-any-return]
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
     ):  # type: ignore[no-untyped-def]
@@ -84,6 +94,8 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         self._step = 0 if prefill else self._step + 1
         if self.config.kill_at_step is not None and self._step == self.config.kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.config.oom_at_step is not None and self._step == self.config.oom_at_step:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         time.sleep((self.config.prefill_ms if prefill else self.config.decode_ms) / 1000)
         logits = torch.zeros(batch, length, self.config.vocab_size)
         token = self.config.first_token + self._step

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.orchestration.child import PHASES
 from tests.conftest import REPO
 
 
@@ -28,6 +29,7 @@ def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
+    outcome = tmp_path / "outcome.json"
     proc = bench(
         "run",
         "--model",
@@ -43,6 +45,8 @@ def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
         "--no-db",
         "--output",
         str(out),
+        "--outcome",
+        str(outcome),
     )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -62,6 +66,13 @@ def test_tiny_model_run_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     # the printed summary carries the same numbers
     assert f"{m['ttft_p50_ms']:.2f}" in proc.stdout and "ttft_ms" in proc.stdout
     assert "8/8 requests" in proc.stderr  # progress on a pipe: plain lines
+    # what a parent process reads: the plan, every phase, the status, the same numbers
+    report = json.loads(outcome.read_text())
+    assert report["fingerprint"] == summary["fingerprint"] and report["status"] == "ok"
+    assert report["prompt_set"] == summary["prompt_set"] and report["exit_code"] == 0
+    assert tuple(report["phase_started"]) == PHASES
+    assert report["metrics"] == m and report["result_path"] == str(out)
+    assert report["recorded"] is False  # --no-db: nothing spooled
 
 
 @pytest.mark.slow
@@ -124,6 +135,7 @@ def test_bad_input_one_line_error_no_output(
         for a in args
     ]
     out = tmp_path / "out.jsonl"
+    outcome = tmp_path / "outcome.json"
     base = [
         "run",
         "--model",
@@ -134,6 +146,8 @@ def test_bad_input_one_line_error_no_output(
         "2",
         "--output",
         str(out),
+        "--outcome",
+        str(outcome),
     ]
     proc = bench(*base, *args)
     assert proc.returncode == 2
@@ -141,6 +155,10 @@ def test_bad_input_one_line_error_no_output(
     assert len(lines) == 1, proc.stderr
     assert message in lines[0]
     assert not out.exists()
+    if args[0] != "--precision" or args[1] != "fp64":  # argparse refuses before the run starts
+        report = json.loads(outcome.read_text())
+        assert report["status"] == "failed" and report["exit_code"] == 2
+        assert lines[0] == f"bench: error: {report['error']}" and not report["recorded"]
     assert not (Path(os.environ["BENCH_HOME"]) / "spool").exists()
 
 
