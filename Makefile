@@ -10,12 +10,15 @@ VENV_TF5   := .venv-tf5
 BIN_TF5    := $(VENV_TF5)/bin
 EXTRAS_TF5 := cpu,cuda,openai,stats,dev
 STAMP_TF5  := $(VENV_TF5)/.installed-stamp
-TESTS_TF5  := tests --ignore=tests/airflow --ignore=tests/test_compose.py
+# what touches transformers (or its tokenizers, or a model it saved) and the store
+TESTS_TF5  := tests/core tests/backends tests/environment tests/orchestration tests/store \
+              tests/benchmarks tests/test_timingcheck.py tests/test_lint.py
 export BENCH_HOME ?= $(CURDIR)/.bench
 export PYTHONUNBUFFERED := 1
-PYTEST_ARGS ?=
+# the slowest tests in every run's summary: where CI's minutes go
+PYTEST_ARGS ?= --durations=25
 
-.PHONY: install test test-tf5 demo airflow bench-perf lint constraints constraints-tf5 clean
+.PHONY: install install-tf5 test test-tf5 demo airflow bench-perf lint constraints constraints-tf5 clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -36,6 +39,8 @@ $(STAMP_TF5): pyproject.toml constraints-tf5.txt
 
 # With the pinned .venv beside it, a tiny model is built under each generation
 # and run under the other (BENCH_OTHER_PYTHON).
+install-tf5: $(STAMP_TF5)  ## the transformers 5.x environment in .venv-tf5
+
 test-tf5: $(STAMP_TF5)  ## the suite but Airflow on transformers 5.x (.ci/run's second leg)
 	BENCH_OTHER_PYTHON=$(if $(wildcard $(BIN)/python),$(CURDIR)/$(BIN)/python) \
 	  $(BIN_TF5)/python -m pytest $(TESTS_TF5) $(PYTEST_ARGS)
