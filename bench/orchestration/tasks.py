@@ -229,7 +229,7 @@ def _run_children(
     """fp8's measure child when the config is fp8, then the benchmark child;
     what they could not store, the parent stores."""
     started = _now()
-    deadline = time.monotonic() + timeout_s
+    deadline, left = time.monotonic() + timeout_s, timeout_s
     if config.precision == "fp8":
         from bench.backends.habana.launch import launch_command
 
@@ -248,7 +248,7 @@ def _run_children(
             )
             _record_failure(item, config, campaign, outcome, started, db_url, log)
             return outcome
-    left = max(deadline - time.monotonic(), 1.0)
+        left = max(deadline - time.monotonic(), 1.0)  # the two children share the timeout
     role = str(item.get("role", "primary"))
     stem = _safe(config.label) + (".confirm" if role == "confirm" else "")
     output, outcome_file = work / f"{stem}.jsonl", work / f"{stem}.outcome.json"
