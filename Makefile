@@ -15,8 +15,11 @@ TESTS_TF5  := tests/core tests/backends tests/environment tests/orchestration te
               tests/benchmarks tests/test_timingcheck.py tests/test_lint.py
 export BENCH_HOME ?= $(CURDIR)/.bench
 export PYTHONUNBUFFERED := 1
-# the slowest tests in every run's summary: where CI's minutes go
-PYTEST_ARGS ?= --durations=25
+# Test files spread over PYTEST_WORKERS processes (a file's tests stay together:
+# module fixtures such as an Airflow cluster start once); the slowest tests in
+# every run's summary: where CI's minutes go.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 .PHONY: install install-tf5 test test-tf5 demo airflow bench-perf lint constraints constraints-tf5 clean
 
