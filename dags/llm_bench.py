@@ -38,6 +38,16 @@ from bench.campaign import Campaign, CampaignError, campaign_files, load_campaig
 CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
 #: Seconds the child gets before Airflow's own execution_timeout fires.
 TIMEOUT_MARGIN_S = 60
+#: The tasks after the benchmarks only read and write the results DB: they
+#: retry while it is unreachable (15 s, 30 s, ... up to 4 min: a restart or a
+#: failover of about 7 minutes), and fail at once on anything else
+#: (``bench_task.retry_only_when_db_down``); "nothing ran" is not an error.
+DB_RETRIES: dict[str, Any] = {
+    "retries": 5,
+    "retry_delay": timedelta(seconds=15),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=4),
+}
 
 
 def build_dag(c: Campaign, source: Path) -> DAG:
@@ -129,55 +139,64 @@ def build_dag(c: Campaign, source: Path) -> DAG:
 
             notifier = [BenchRegressionNotifier(webhook=c.notify_webhook)]
 
-        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        @task(trigger_rule=TriggerRule.ALL_DONE, **DB_RETRIES)
         def suspects() -> list[dict[str, Any]]:
             """The configurations to re-run once tonight (see bench.regressions)."""
             from bench_results import results_db_url
-            from bench_task import campaign_ref, log, planned_items
+            from bench_task import campaign_ref, log, planned_items, retry_only_when_db_down
 
             from bench.orchestration.tasks import suspects as find
 
             context = get_current_context()
             if not planned_items(context):
                 return []  # nothing ran: nothing to confirm
-            return find(
-                campaign_ref(context),
-                db_url=results_db_url(),
-                thresholds=dict(c.thresholds),
-                log=log,
-            )
+            with retry_only_when_db_down():
+                return find(
+                    campaign_ref(context),
+                    db_url=results_db_url(),
+                    thresholds=dict(c.thresholds),
+                    log=log,
+                )
 
-        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, on_success_callback=notifier)
+        @task(trigger_rule=TriggerRule.ALL_DONE, on_success_callback=notifier, **DB_RETRIES)
         def detect_regressions() -> list[dict[str, Any]]:
             from bench_results import results_db_url
-            from bench_task import campaign_ref, log, planned_items
+            from bench_task import campaign_ref, log, planned_items, retry_only_when_db_down
 
             from bench.orchestration.tasks import detect_regressions as detect
 
             context = get_current_context()
-            return detect(
-                campaign_ref(context),
-                db_url=results_db_url(),
-                thresholds=dict(c.thresholds),
-                planned=planned_items(context),
-                log=log,
-            )
+            with retry_only_when_db_down():
+                return detect(
+                    campaign_ref(context),
+                    db_url=results_db_url(),
+                    thresholds=dict(c.thresholds),
+                    planned=planned_items(context),
+                    log=log,
+                )
 
-        @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
+        @task(trigger_rule=TriggerRule.ALL_DONE, **DB_RETRIES)
         def report() -> str | None:
             from bench_results import results_db_url
-            from bench_task import base_url, campaign_ref, log, planned_items
+            from bench_task import (
+                base_url,
+                campaign_ref,
+                log,
+                planned_items,
+                retry_only_when_db_down,
+            )
 
             from bench.orchestration.tasks import report as write_report
 
             context = get_current_context()
-            out = write_report(
-                campaign_ref(context),
-                db_url=results_db_url(),
-                planned=planned_items(context),
-                base_url=base_url(),
-                log=log,
-            )
+            with retry_only_when_db_down():
+                out = write_report(
+                    campaign_ref(context),
+                    db_url=results_db_url(),
+                    planned=planned_items(context),
+                    base_url=base_url(),
+                    log=log,
+                )
             return str(out) if out else None
 
         @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)

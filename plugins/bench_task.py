@@ -11,6 +11,8 @@ itself logs at WARNING.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import structlog
@@ -52,3 +54,25 @@ def fail(message: str, code: int) -> NoReturn:
     error line of its log, without a traceback that would bury it."""
     structlog.get_logger(LOGGER).error(message)
     raise SystemExit(int(code))
+
+
+@contextlib.contextmanager
+def retry_only_when_db_down() -> Iterator[None]:
+    """Let Airflow retry a task only while the results DB is unreachable.
+
+    ``DatabaseUnavailable`` propagates (the task's ``retries`` wait the
+    outage out); any other project error fails the task at once, without
+    a traceback, since another attempt would fail the same way.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from bench.errors import BenchError, DatabaseUnavailable
+
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        structlog.get_logger(LOGGER).warning(f"{exc}; the task retries")
+        raise
+    except BenchError as exc:
+        structlog.get_logger(LOGGER).error(str(exc))
+        raise AirflowFailException(str(exc)) from None

@@ -98,16 +98,25 @@ class RunResult:
 
 
 def write_jsonl(result: RunResult, path: Path) -> Path:
-    """Atomically write ``result`` to ``path`` (created with its parents)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically write ``result`` to ``path`` (created with its parents).
+
+    A full disk (or a file-size limit) raises :class:`ResultFileError` in one
+    line and leaves nothing behind: the temporary file is removed, so neither
+    a later spool drain nor the disk's last bytes trip on half a result.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for line in result.jsonl_lines():
-            fh.write(line)
-            fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in result.jsonl_lines():
+                fh.write(line)
+                fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultFileError(f"cannot write the result to {path}: {exc.strerror or exc}") from None
     return path
 
 

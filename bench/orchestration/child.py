@@ -193,8 +193,12 @@ class OutcomeWriter:
 
     def _write(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.state.to_json()), encoding="utf-8")
-        os.replace(tmp, self.path)  # atomic: the parent reads the old or the new file
+        try:
+            tmp.write_text(json.dumps(self.state.to_json()), encoding="utf-8")
+            os.replace(tmp, self.path)  # atomic: the parent reads the old or the new file
+        except OSError:  # a full disk: keep the last complete file, no half-written one
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _update(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)

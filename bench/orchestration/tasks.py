@@ -61,6 +61,24 @@ def _engine(db_url: str | None) -> Any:
     return get_engine(db_url)
 
 
+def drain_spool(engine: Any, log: Log) -> None:
+    """Load what the benchmarks of this worker left in the spool.
+
+    A benchmark that finished while the results DB was down spooled its
+    result and succeeded; the tasks after the benchmarks drain before they
+    read, so a restarted database ends the night with every result in it.
+    With the DB still down this raises :class:`DatabaseUnavailable` and the
+    task is retried (``dags/llm_bench.py``).
+    """
+    from bench.store.spool import drain
+
+    drained = drain(engine)
+    if drained.loaded:
+        log(f"loaded {len(drained.loaded)} spooled result(s) into the results DB")
+    for name, error in drained.failed + drained.rejected:
+        log(f"spooled result {name} not loaded: {error}")
+
+
 # -- plan ----------------------------------------------------------------------------------
 
 
@@ -358,7 +376,9 @@ def detect_regressions(
         return []
     from bench.regressions import detect_campaign
 
-    detection = detect_campaign(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    engine = _engine(db_url)
+    drain_spool(engine, log)
+    detection = detect_campaign(engine, campaign.dag_run_id, thresholds=thresholds)
     rows = detection.as_json()
     counts = collections.Counter(r["verdict"] for r in rows)
     short = sum(j.baseline_nights < 5 for j in detection.judged)
@@ -384,7 +404,9 @@ def suspects(
     :func:`benchmark`): suspicious after the campaign-level judgement."""
     from bench.regressions import confirm_candidates
 
-    items = confirm_candidates(_engine(db_url), campaign.dag_run_id, thresholds=thresholds)
+    engine = _engine(db_url)
+    drain_spool(engine, log)
+    items = confirm_candidates(engine, campaign.dag_run_id, thresholds=thresholds)
     log(
         f"{len(items)} configuration(s) to confirm tonight"
         + "".join(f"\n  {i['label']}" for i in items)
@@ -430,6 +452,7 @@ def report(
     from bench.store.writer import finish_campaign
 
     engine = _engine(db_url)
+    drain_spool(engine, log)
     rows = run_query(engine, "campaign_runs", campaign=campaign.dag_run_id)
     if not rows:
         log(f"{NOTHING_RAN}: no configuration of campaign {campaign.dag_run_id} was recorded")

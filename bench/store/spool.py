@@ -81,8 +81,8 @@ def spool(result: RunResult) -> Path:
     path = spool_dir() / f"{stamp}_{result.run_uid}.jsonl"
     try:
         return write_jsonl(result, path)
-    except OSError as exc:
-        raise StoreError(f"cannot write the result to the spool ({path}): {exc}") from None
+    except ResultFileError as exc:  # disk full: one line, no half-written file left
+        raise StoreError(f"spool: {exc}") from None
 
 
 def pending() -> list[Path]:
