@@ -121,6 +121,8 @@ def plan(
             "overrides": overrides,
             "effective": dict(params),
             "configs": [i["label"] for i in items],
+            # what the gate compares every configuration's outputs with
+            "reference_precision": effective.reference,
         },
         started_at=_now(),
     )

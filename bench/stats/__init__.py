@@ -19,6 +19,7 @@ from bench.stats.thresholds import DEFAULT_THRESHOLD, Threshold, parse_threshold
 from bench.stats.types import (
     KEY_METRICS,
     METRICS,
+    OUTPUT_METRICS,
     Better,
     Direction,
     Finding,
@@ -34,6 +35,7 @@ __all__ = [
     "KEY_METRICS",
     "METRICS",
     "MIN_BASELINE",
+    "OUTPUT_METRICS",
     "AnchorCall",
     "Better",
     "ChangePoint",

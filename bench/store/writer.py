@@ -395,6 +395,27 @@ def load_result(engine: sa.Engine, result: RunResult) -> int:
     return load(engine, result).run_id
 
 
+def set_agreement(
+    engine: sa.Engine, values: Mapping[int, tuple[float | None, float | None]]
+) -> None:
+    """Store runs' agreement with their reference precision (run id ->
+    (output_prefix_match, output_exact_match); None clears), computed by the
+    gate once a campaign's runs are in (bench.outputs.update_agreement)."""
+    if not values:
+        return
+
+    def work(conn: sa.Connection) -> None:
+        conn.execute(
+            sa.text(
+                "UPDATE run_summary SET output_prefix_match = :prefix,"
+                " output_exact_match = :exact WHERE run_id = :run_id"
+            ),
+            [{"run_id": k, "prefix": p, "exact": e} for k, (p, e) in values.items()],
+        )
+
+    _in_transaction(engine, work)
+
+
 def record_failure(
     engine: sa.Engine,
     *,
@@ -441,4 +462,5 @@ __all__ = [
     "load",
     "load_result",
     "record_failure",
+    "set_agreement",
 ]
