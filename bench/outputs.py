@@ -224,26 +224,24 @@ class ReferenceAgreement:
     agreement: Agreement
 
 
-def cli_agreement(engine: sa.Engine, run_id: int) -> ReferenceAgreement | None:
-    """For ``bench run``: the run's agreement with the newest ok run of the same
-    configuration at the most precise precision stored, when that is more
-    precise than the run's own; None when there is none."""
+def cli_agreement(engine: sa.Engine, run_uid: str) -> ReferenceAgreement | None:
+    """For ``bench run``: the stored run's agreement with the newest ok run of
+    the same configuration at the most precise precision stored, when that is
+    more precise than the run's own; None when there is none."""
     order = list(REFERENCE_PRECISIONS)
-    rows = run_query(engine, "reference_runs", run_id=run_id)
-    better = [
-        r
-        for r in rows
-        if r["precision"] in order
-        and (
-            r["own_precision"] not in order
-            or order.index(r["precision"]) < order.index(r["own_precision"])
-        )
-    ]
+
+    def rank(precision: str) -> int:
+        return order.index(precision) if precision in order else len(order)
+
+    rows = run_query(engine, "reference_runs", run_uid=run_uid)
+    better = [r for r in rows if rank(r["precision"]) < rank(r["own_precision"])]
     best = reference_precision(None, (r["precision"] for r in better))
     if best is None:
         return None
     ref = next(r for r in better if r["precision"] == best)
-    found = agreement(run_outputs(engine, int(ref["run_id"])), run_outputs(engine, run_id))
+    found = agreement(
+        run_outputs(engine, int(ref["run_id"])), run_outputs(engine, int(ref["own_run_id"]))
+    )
     if not found.compared:
         return None
     return ReferenceAgreement(

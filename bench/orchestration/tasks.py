@@ -408,7 +408,11 @@ def detect_regressions(
     rows = detection.as_json()
     counts = collections.Counter(r["verdict"] for r in rows)
     short = sum(j.baseline_nights < 5 for j in detection.judged)
-    extra = ", ".join(f"{counts[v]} {v}" for v in ("host_anomaly", "campaign_shift") if counts[v])
+    extra = ", ".join(
+        f"{counts[v]} {v}"
+        for v in ("output_changed", "host_anomaly", "campaign_shift")
+        if counts[v]
+    )
     log(
         f"{len(detection.judged)} ok run(s) judged: {counts['regression']} regression(s), "
         f"{counts['suspicious']} suspicious, {counts['improvement']} improvement(s)"

@@ -245,21 +245,13 @@ def test_no_outputs_keeps_digests_and_no_ids(engine: sa.Engine) -> None:
 def test_bench_run_agreement_uses_the_most_precise_stored_run(engine: sa.Engine) -> None:
     fp32 = load(engine, 0, BASE, cfg=config(precision="fp32", max_new_tokens=N_TOK))
     load(engine, 1, changed(BASE, {0: 1}), cfg=config(precision="bf16", max_new_tokens=N_TOK))
-    load(engine, 2, changed(BASE, {0: 1, 1: 1}), cfg=config(precision="fp16", max_new_tokens=N_TOK))
-    ids = {
-        p: i
-        for p, i in sa.create_engine(engine.url)
-        .connect()
-        .execute(
-            sa.text(
-                "SELECT bc.precision, r.id FROM run r JOIN benchmark_config bc ON bc.id = r.config_id"
-            )
-        )
-    }
-    fp16 = cli_agreement(engine, ids["fp16"])
-    assert fp16 is not None and fp16.precision == "fp32" and fp16.agreement.exact_match == 6 / 8
-    assert fp16.dag_run_id == fp32.campaign.dag_run_id
-    assert cli_agreement(engine, ids["fp32"]) is None  # nothing more precise
+    fp16 = load(
+        engine, 2, changed(BASE, {0: 1, 1: 1}), cfg=config(precision="fp16", max_new_tokens=N_TOK)
+    )
+    found = cli_agreement(engine, fp16.run_uid)
+    assert found is not None and found.precision == "fp32" and found.agreement.exact_match == 6 / 8
+    assert found.dag_run_id == fp32.campaign.dag_run_id
+    assert cli_agreement(engine, fp32.run_uid) is None  # nothing more precise
 
 
 def test_output_digests_are_the_sha256_of_the_stored_ids(engine: sa.Engine) -> None:
