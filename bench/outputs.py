@@ -25,9 +25,10 @@ sampling, different tokens are expected and neither question applies.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -40,10 +41,14 @@ from bench.stats.outputs import (
     OutputNight,
     agreement,
     diff_outputs,
+    first_divergence,
     nondeterministic,
 )
 from bench.store.queries import run_query
 from bench.store.regressions import RegressionRow
+
+if TYPE_CHECKING:
+    from bench.report.outputs import ChangedText
 
 #: The regression row's metric for output drift.
 OUTPUT_METRIC = "output"
@@ -52,6 +57,9 @@ LISTED_REQUESTS = 50
 #: Identity keys that may differ between two runs whose outputs are compared
 #: for batch-size invariance (the request count follows the batch size).
 _BATCH_KEYS = ("batch_size", "n_requests")
+#: A first change as the report shows it: tokens (or, for an endpoint's text,
+#: characters) of shared context before the difference, and of each continuation.
+DIFF_CONTEXT, DIFF_LENGTH = 16, 64
 
 
 def greedy(config: Mapping[str, Any]) -> bool:
@@ -316,3 +324,55 @@ def drift_row(
         },
         reason=reason,
     )
+
+
+# -- a change as text, for the report ------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(model: str) -> Any | None:
+    """The model's tokenizer if it is at hand (a local directory or the hub
+    cache; never downloaded), else None: the report then shows token ids."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model, local_files_only=True)
+    except Exception:
+        return None
+
+
+def first_change(
+    engine: sa.Engine, *, model: str, baseline_run_id: int, run_id: int, request_index: int
+) -> ChangedText | None:
+    """How one request's output differs between two runs, as text: the
+    streamed text of an endpoint, else the ids decoded with ``model``'s
+    tokenizer, else the ids themselves. None when either run kept no outputs."""
+    from bench.report.outputs import ChangedText
+
+    rows = {}
+    for rid in (baseline_run_id, run_id):
+        found = [r for r in run_query(engine, "run_outputs", run_id=rid)
+                 if int(r["request_index"]) == request_index]  # fmt: skip
+        rows[rid] = found[0] if found else None
+    before, after = rows[baseline_run_id], rows[run_id]
+    if before is None or after is None:
+        return None
+    if before["output_text"] is not None and after["output_text"] is not None:
+        a, b = before["output_text"], after["output_text"]
+        cut = first_divergence(a, b)
+        return ChangedText(
+            request_index, None, a[max(0, cut - 4 * DIFF_CONTEXT) : cut],
+            a[cut : cut + 4 * DIFF_LENGTH], b[cut : cut + 4 * DIFF_LENGTH], decoded=True,
+        )  # fmt: skip
+    if before["output_ids"] is None or after["output_ids"] is None:
+        return None
+    x, y = unpack_token_ids(before["output_ids"]), unpack_token_ids(after["output_ids"])
+    pos = first_divergence(x, y)
+    parts = (x[max(0, pos - DIFF_CONTEXT) : pos], x[pos : pos + DIFF_LENGTH],
+             y[pos : pos + DIFF_LENGTH])  # fmt: skip
+    tokenizer = _tokenizer(model)
+    if tokenizer is None:
+        common, was, now = (" ".join(map(str, p)) + (" " if p else "") for p in parts)
+        return ChangedText(request_index, pos, common, was, now, decoded=False)
+    common, was, now = (tokenizer.decode(list(p)) for p in parts)
+    return ChangedText(request_index, pos, common, was, now, decoded=True)

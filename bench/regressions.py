@@ -57,11 +57,6 @@ from bench.store.regressions import RegressionRow, replace_regressions
 HISTORY = 60
 #: Verdicts about one run (what "last night" can confirm); the others cover many.
 RUN_VERDICTS = ("regression", "suspicious", "improvement")
-#: Every verdict the gate stores (table ``verdict``), in the order they are listed.
-VERDICTS = ("regression", "output_changed", "suspicious", "improvement", "host_anomaly",
-            "campaign_shift")  # fmt: skip
-#: What ``bench regressions`` and the Benchmarks page list by default: a run got worse.
-DEFAULT_VERDICTS = ("regression", "output_changed")
 #: At most this share of a campaign's configurations (at least 2) get a confirm run.
 CONFIRM_SHARE = 0.25
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from bench.report.tables import FORMATS, print_rows
 
-#: bench.regressions.VERDICTS, plus "all" (kept here: --help must not import the gate).
+#: bench.stats.types.STORED_VERDICTS, plus "all" (kept here: --help must not import the gate).
 VERDICTS = ("regression", "output_changed", "suspicious", "improvement", "host_anomaly",
             "campaign_shift", "all")  # fmt: skip
-#: bench.regressions.DEFAULT_VERDICTS: a run got worse (slower, or other tokens).
+#: bench.stats.types.DEFAULT_VERDICTS: a run got worse (slower, or other tokens).
 DEFAULT_VERDICTS = ("regression", "output_changed")
 #: Columns of the table; json and csv add the full environment difference and detail.
 COLUMNS = ("started_at", "label", "metric", "verdict", "baseline", "current", "change_pct",

@@ -97,7 +97,7 @@ class Agreement:
     prefix_match: float | None
 
 
-def first_divergence(a: Sequence[int], b: Sequence[int]) -> int:
+def first_divergence(a: Sequence[object], b: Sequence[object]) -> int:
     """The index of the first token where ``a`` and ``b`` differ: the shorter
     length when one is a prefix of the other (their length when equal)."""
     for i, (x, y) in enumerate(zip(a, b, strict=False)):

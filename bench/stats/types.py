@@ -22,6 +22,12 @@ Better = Literal["lower", "higher"]
 Direction = Literal["worse", "better"]
 Verdict = Literal["regression", "suspicious", "improvement"]
 VERDICTS: tuple[Verdict, ...] = ("regression", "suspicious", "improvement")
+#: Every verdict the gate stores (table ``verdict``), in the order they are
+#: listed: the detector's, output drift, and those about a host or a campaign.
+STORED_VERDICTS: tuple[str, ...] = ("regression", "output_changed", "suspicious", "improvement",
+                                    "host_anomaly", "campaign_shift")  # fmt: skip
+#: What ``bench regressions`` and the Benchmarks page list by default: a run got worse.
+DEFAULT_VERDICTS: tuple[str, ...] = ("regression", "output_changed")
 
 #: Per-request distributions a night may carry (``request_result`` columns).
 DISTRIBUTIONS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")

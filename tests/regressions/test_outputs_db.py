@@ -264,3 +264,55 @@ def test_output_digests_are_the_sha256_of_the_stored_ids(engine: sa.Engine) -> N
         ).all()
     for (sha, ids), req in zip(stored, res.requests, strict=True):
         assert sha == req.output_sha == hashlib.sha256(bytes(ids)).hexdigest()
+
+
+def test_the_report_has_an_outputs_section(engine: sa.Engine) -> None:
+    from bench.report.campaign import build_report_data
+    from bench.report.page import render_html
+
+    for n in (0, 1):
+        load(engine, n, BASE, cfg=config(precision="fp32", max_new_tokens=N_TOK))
+        load(engine, n, changed(BASE, {1: 3} if n else {}), cfg=config(precision="bf16",
+             max_new_tokens=N_TOK))  # fmt: skip
+        detect_campaign(engine, night(n).dag_run_id)
+    data = build_report_data(engine, night(1).dag_run_id)
+    assert data.outputs is not None and data.outputs.reference == "fp32"
+    (note,) = data.outputs.drift
+    assert (note.label, note.requests_changed, note.requests_compared) == ("tiny/bf16/bs1", 1, 8)
+    assert note.diff is not None and not note.diff.decoded  # "tiny" has no tokenizer at hand
+    assert (note.diff.request_index, note.diff.position) == (1, 3)
+    assert (note.diff.common, note.diff.before, note.diff.after) == (
+        "100 101 102 ", "103 104 105 ", "9999 9999 9999 ",
+    )  # fmt: skip
+    agreement = {a.precision: (a.exact_match, a.prefix_match) for a in data.outputs.agreement}
+    assert agreement == {"fp32": (1.0, 1.0), "bf16": (7 / 8, pytest.approx((7 + 3 / 6) / 8))}
+    page = render_html(data)
+    assert '<section id="outputs">' in page and '<a href="#outputs">' in page
+    assert 'class="drift" data-label="tiny/bf16/bs1" data-nondeterministic="false"' in page
+    assert '<del class="before">103 104 105 </del>' in page
+    assert '<tr class="agreement" data-label="tiny/fp32/bs1">' in page
+
+
+def test_the_benchmarks_page_plots_agreement_and_lists_output_changes(engine: sa.Engine) -> None:
+    """What plugins/bench_ui.py serves, through the readers it calls."""
+    from bench.errors import ConfigError
+    from bench.report import browse
+
+    for n in (0, 1):
+        load(engine, n, BASE, cfg=config(precision="fp32", max_new_tokens=N_TOK))
+        load(engine, n, changed(BASE, {2: 2} if n else {}), cfg=config(precision="bf16",
+             max_new_tokens=N_TOK))  # fmt: skip
+        detect_campaign(engine, night(n).dag_run_id)
+    view = browse.parse_view(browse.list_models(engine), "tiny", "output_prefix_match", None)
+    series = browse.trend(engine, view)
+    points = {
+        s["label"]: [p["value"] for p in s["points"]] for s in browse.series_json(view, series)
+    }
+    assert points["tiny/fp32/bs1"] == [1.0, 1.0]
+    assert points["tiny/bf16/bs1"] == [1.0, pytest.approx((7 + 2 / 6) / 8)]
+    assert browse.figure(view, series).data  # drawn
+    (row,) = browse.latest_regressions(engine, verdict=browse.parse_verdict(None))
+    assert (row["verdict"], row["label"]) == ("output_changed", "tiny/bf16/bs1")
+    assert browse.parse_verdict("output_changed,regression") == "output_changed,regression"
+    with pytest.raises(ConfigError, match="unknown verdict 'bad'"):
+        browse.parse_verdict("bad")
