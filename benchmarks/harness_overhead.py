@@ -176,6 +176,28 @@ def main() -> None:
         f"TimingStreamer.put(): {put_ns:.0f} ns per decode step (clock + two appends), "
         f"{put_ns / (step_ms * 1e6) * 100:.3f}% of this model's {step_ms:.2f} ms step"
     )
+    request_s = min(times["bare generate()"]) / args.prompts
+    for length in (n, 2048):
+        keep_us = keep_cost_us(length)
+        print(
+            f"outputs kept, {length} tokens: {keep_us:.1f} us per request after the window "
+            f"(ids to the host + sha256), {keep_us / (request_s * 1e6) * 100:.3f}% of a "
+            f"{n}-token request's fastest bare generate() ({request_s * 1e3:.1f} ms)"
+        )
+
+
+def keep_cost_us(tokens: int, prompt: int = 32, reps: int = 2000) -> float:
+    """What keeping a request's outputs adds after the window, alone (best of 5):
+    its generated ids out of generate()'s result as a tuple, and their digest.
+    Timed apart from generate() so a busy machine cannot hide or inflate it."""
+    out = torch.randint(0, 128_256, (1, prompt + tokens))
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter_ns()
+        for _ in range(reps):
+            output_digest(tuple(out[0, prompt:].tolist()))
+        best = min(best, (time.perf_counter_ns() - t0) / reps / 1e3)
+    return best
 
 
 def hot_path_ns(steps: int = 200_000) -> float:
