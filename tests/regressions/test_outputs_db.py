@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -316,3 +317,29 @@ def test_the_benchmarks_page_plots_agreement_and_lists_output_changes(engine: sa
     assert browse.parse_verdict("output_changed,regression") == "output_changed,regression"
     with pytest.raises(ConfigError, match="unknown verdict 'bad'"):
         browse.parse_verdict("bad")
+
+
+@pytest.mark.parametrize("tokens", [128, 2048])
+def test_stored_ids_cost_four_bytes_a_token(engine: sa.Engine, tokens: int) -> None:
+    """What docs/performance.md states: 4 bytes a token plus the 4-byte bytea
+    length inline; out of line (TOAST) the value itself is 4 bytes a token."""
+    rng = random.Random(tokens)
+    ids = tuple(rng.randrange(128_256) for _ in range(tokens))  # random: TOAST cannot compress
+    res = result(
+        config(max_new_tokens=tokens),
+        reqs=tuple(
+            dataclasses.replace(r, output_sha=output_digest(ids), output_token_ids=ids)
+            for r in requests([10.0] * 2, n_tokens=4)
+        ),
+        campaign=night(0),
+    )
+    load_result(engine, res)
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            sa.text(
+                "SELECT pg_column_size(output_ids), octet_length(output_ids),"
+                " pg_column_size(output_sha) FROM request_result"
+            )
+        ).all()
+    inline = 4 * tokens + 4
+    assert {tuple(s) for s in sizes} == {(inline if tokens < 500 else 4 * tokens, 4 * tokens, 33)}
