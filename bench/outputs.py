@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,6 +37,7 @@ from bench.core.records import unpack_token_ids
 from bench.environment import environment_diff
 from bench.stats.outputs import (
     Agreement,
+    ChangedText,
     Output,
     OutputNight,
     agreement,
@@ -46,9 +47,6 @@ from bench.stats.outputs import (
 )
 from bench.store.queries import run_query
 from bench.store.regressions import RegressionRow
-
-if TYPE_CHECKING:
-    from bench.report.outputs import ChangedText
 
 #: The regression row's metric for output drift.
 OUTPUT_METRIC = "output"
@@ -347,8 +345,6 @@ def first_change(
     """How one request's output differs between two runs, as text: the
     streamed text of an endpoint, else the ids decoded with ``model``'s
     tokenizer, else the ids themselves. None when either run kept no outputs."""
-    from bench.report.outputs import ChangedText
-
     rows = {}
     for rid in (baseline_run_id, run_id):
         found = [r for r in run_query(engine, "run_outputs", run_id=rid)

@@ -26,18 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ChangedText:
-    """The first changed request of a drift verdict, as text: ``common`` ends
-    where the runs part; ``before`` and ``after`` are each run's continuation."""
-
-    request_index: int
-    position: int | None
-    common: str
-    before: str
-    after: str
-    decoded: bool
+from bench.stats.outputs import ChangedText
 
 
 @dataclass(frozen=True)

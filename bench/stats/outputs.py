@@ -89,6 +89,21 @@ class OutputDiff:
 
 
 @dataclass(frozen=True)
+class ChangedText:
+    """One request's change between two runs as text (what the report shows):
+    ``common`` ends where the runs part (``position``, the token; None for an
+    endpoint's text); ``before`` and ``after`` are each run's continuation,
+    decoded text or, without a tokenizer, ids."""
+
+    request_index: int
+    position: int | None
+    common: str
+    before: str
+    after: str
+    decoded: bool
+
+
+@dataclass(frozen=True)
 class Agreement:
     """Agreement of a run with a reference run (see the module docstring)."""
 
@@ -177,6 +192,7 @@ def nondeterministic(nights: Sequence[OutputNight]) -> bool:
 
 __all__ = [
     "Agreement",
+    "ChangedText",
     "Output",
     "OutputDiff",
     "OutputNight",
