@@ -1,9 +1,10 @@
 """Regression notifications: one plain-text message, posted to a webhook.
 
 The message lists what the on-call engineer must look at (confirmed
-``regression`` rows, ``host_anomaly`` and worsening ``campaign_shift``
-verdicts), each with what changed in the environment against its baseline
-and whether the run throttled, then a link to the Airflow DAG run and the
+``regression`` rows, ``output_changed`` verdicts of configurations not
+marked output-nondeterministic, ``host_anomaly`` and worsening
+``campaign_shift`` verdicts), each with what changed in the environment
+against its baseline and whether the run throttled, then a link to the Airflow DAG run and the
 HTML report. Suspicious rows and improvements are in the report, not here.
 The payload ``{"text": ...}`` is what Slack, Mattermost and Teams incoming
 webhooks accept. The Airflow side (``plugins/bench_notify.py``) decides when
@@ -25,6 +26,8 @@ from bench.errors import NotifyError
 def _alerts(f: Mapping[str, Any]) -> bool:
     if f.get("verdict") == "regression":
         return True
+    if f.get("verdict") == "output_changed":  # shown in the report, not alarmed, when flaky
+        return not f.get("nondeterministic")
     return f.get("verdict") in ("host_anomaly", "campaign_shift") and f.get("direction") == "worse"
 
 
@@ -33,6 +36,15 @@ def _line(f: Mapping[str, Any]) -> str:
     if f["verdict"] == "host_anomaly":
         text = f"- host {f.get('scope')}: {f['metric']} {change}: {f.get('reason') or ''}".rstrip()
         text += " (the node, not the code?)"
+    elif f["verdict"] == "output_changed":
+        where = f"request {f.get('first_request')}"
+        if f.get("first_position") is not None:
+            where += f" at token {f['first_position']}"
+        text = (
+            f"- {f['label']}: generated tokens changed in {f.get('requests_changed')} of "
+            f"{f.get('requests_compared')} requests (first: {where}; vs run "
+            f"{f.get('baseline_run_id')})"
+        )
     elif f["verdict"] == "campaign_shift":
         text = (
             f"- campaign shift ({f.get('scope')}): {f['metric']} {change}: {f.get('reason') or ''}"
@@ -71,6 +83,7 @@ def format_message(
         f"{n} {name}"
         for name, n in (
             ("regression(s)", sum(f["verdict"] == "regression" for f in alerts)),
+            ("output change(s)", sum(f["verdict"] == "output_changed" for f in alerts)),
             ("host anomaly(ies)", sum(f["verdict"] == "host_anomaly" for f in alerts)),
             ("campaign shift(s)", sum(f["verdict"] == "campaign_shift" for f in alerts)),
         )

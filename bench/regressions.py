@@ -9,8 +9,13 @@ campaign-wide shift becomes one ``campaign_shift`` verdict and a bad host
 one ``host_anomaly``, and a run with a same-night confirm run is judged
 together with it. Every verdict row carries what changed in the
 environment against its baseline's runs (:func:`bench.environment.environment_diff`).
-The verdicts of the campaign's runs are then replaced as a whole, so
-running detection twice converges.
+Beside the timings, the gate judges what the runs generated
+(:mod:`bench.outputs`): agreement with the campaign's reference precision is
+computed first and stored in ``run_summary``, then judged per configuration
+like any metric (higher is better, :data:`bench.stats.OUTPUT_METRICS`), and a
+greedy run whose tokens differ from the previous run's gets an
+``output_changed`` verdict. The verdicts of the campaign's runs are then
+replaced as a whole, so running detection twice converges.
 
 :func:`confirm_candidates` is the same judgement without storing, for the
 DAG's ``suspects`` task: which configurations a confirm run would settle.
@@ -27,18 +32,24 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.environment import environment_diff
+from bench.outputs import drift_row, greedy, run_outputs, update_agreement
 from bench.stats import (
     DEFAULT_K,
     KEY_METRICS,
     METRICS,
+    MIN_BASELINE,
+    OUTPUT_METRICS,
     Better,
     Finding,
+    MetricSpec,
     Night,
     baseline_window,
+    detect,
     find_changepoints,
     parse_thresholds,
 )
 from bench.stats.campaign import CampaignJudgement, GroupFinding, Subject, judge_campaign
+from bench.stats.outputs import Output
 from bench.store.queries import run_query
 from bench.store.regressions import RegressionRow, replace_regressions
 
@@ -97,14 +108,22 @@ class Detection:
                     "scope": r.detail.get("scope"),
                     "confirm_run_id": r.detail.get("confirm_run_id"),
                     "throttled": throttle_mark(self.telemetry.get(r.run_id)),
+                    **{k: r.detail.get(k) for k in _OUTPUT_DETAIL if r.metric == "output"},
                 }
             )
         return out
 
 
+#: What an ``output_changed`` verdict's JSON carries besides the common fields.
+_OUTPUT_DETAIL = ("requests_changed", "requests_compared", "first_request", "first_position",
+                  "baseline_run_id", "nondeterministic")  # fmt: skip
+
+
 def _alerts(row: RegressionRow) -> bool:
     if row.verdict == "regression":
         return True
+    if row.verdict == "output_changed":  # shown, not alarmed, once marked nondeterministic
+        return not row.detail.get("nondeterministic")
     if row.verdict in ("host_anomaly", "campaign_shift"):
         return row.detail.get("direction") == "worse"
     return False
@@ -139,12 +158,13 @@ class _Store:
         self.engine = engine
         self._nights: dict[int, Night] = {}
         self._envs: dict[int, dict[str, Any] | None] = {}
+        self._outputs: dict[int, list[Output]] = {}
 
     def night(self, run_id: int, summary: Mapping[str, Any]) -> Night:
         if run_id not in self._nights:
             values = request_values(self.engine, run_id)
             self._nights[run_id] = Night(
-                summary={spec.name: summary.get(spec.name) for spec in KEY_METRICS},
+                summary={name: summary.get(name) for name in METRICS},
                 requests=values,
                 label=str(run_id),
             )
@@ -155,6 +175,11 @@ class _Store:
         rows = run_query(self.engine, "config_history", run_id=run_id, last=1)
         mine = [r for r in rows if r["is_current"]]
         return self.night(run_id, mine[0]) if mine else None
+
+    def outputs(self, run_id: int) -> list[Output]:
+        if run_id not in self._outputs:
+            self._outputs[run_id] = run_outputs(self.engine, run_id)
+        return self._outputs[run_id]
 
     def environment(self, environment_id: int | None) -> dict[str, Any] | None:
         if environment_id is None:
@@ -172,12 +197,15 @@ class _Input:
     run: Mapping[str, Any]
     history: Sequence[Mapping[str, Any]]  # earlier ok runs, oldest first
     subject: Subject
+    current: Mapping[str, Any]  # the run's own config_history row
 
 
-def _windows(history: Sequence[Mapping[str, Any]], k: int) -> dict[str, list[int]]:
-    """Per key metric, the indices of ``history`` in its baseline (cut at change points)."""
+def _windows(
+    history: Sequence[Mapping[str, Any]], k: int, specs: Sequence[MetricSpec] = KEY_METRICS
+) -> dict[str, list[int]]:
+    """Per metric, the indices of ``history`` in its baseline (cut at change points)."""
     out = {}
-    for spec in KEY_METRICS:
+    for spec in specs:
         series = [r[spec.name] for r in history]
         changes = [cp.index for cp in find_changepoints(series, spec.better)]
         window = baseline_window(list(range(len(history))), k, changes)
@@ -223,7 +251,7 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
             confirm=confirm,
             confirm_host=run["confirm_host"],
         )
-        inputs.append(_Input(run, history, subject))
+        inputs.append(_Input(run, history, subject, current))
     return inputs
 
 
@@ -240,12 +268,14 @@ def _judge(
 # -- what changed --------------------------------------------------------------------------------
 
 
-def _changed(store: _Store, item: _Input, metric: str) -> dict[str, Any]:
+def _changed(
+    store: _Store, item: _Input, metric: str, window: Sequence[int] | None = None
+) -> dict[str, Any]:
     """The environment difference between the run and the runs of its baseline for ``metric``."""
     tonight = store.environment(item.run["environment_id"])
     if tonight is None:
         return {}
-    window = item.subject.windows.get(metric) or range(len(item.history))
+    window = window or item.subject.windows.get(metric) or range(len(item.history))
     baseline = [store.environment(item.history[i]["environment_id"]) for i in window]
     return environment_diff(tonight, [b for b in baseline if b is not None])
 
@@ -342,6 +372,66 @@ def _group_rows(
     return rows
 
 
+# -- what the runs generated -------------------------------------------------------------------
+
+
+def _output_findings(
+    store: _Store, inputs: Sequence[_Input], thresholds: Mapping[str, Any] | None, k: int
+) -> tuple[dict[int, list[Finding]], list[RegressionRow]]:
+    """Agreement with the reference precision, judged per configuration against
+    its own history (no common mode: see :data:`bench.stats.OUTPUT_METRICS`)."""
+    limits = parse_thresholds(thresholds)
+    findings: dict[int, list[Finding]] = {}
+    rows = []
+    for item in inputs:
+        subject = item.subject
+        for name, window in _windows(item.history, k, OUTPUT_METRICS).items():
+            if len(window) < MIN_BASELINE:
+                continue
+            found = detect(
+                subject.current,
+                [subject.history[i] for i in window],
+                previous=[subject.previous[name]] if name in subject.previous else [],
+                thresholds=limits,
+                metrics=[name],
+            )
+            for f in found:
+                findings.setdefault(int(subject.key), []).append(f)  # type: ignore[call-overload]
+                rows.append(
+                    RegressionRow(
+                        run_id=int(subject.key),  # type: ignore[call-overload]
+                        metric=f.metric,
+                        baseline=f.baseline,
+                        current=f.current,
+                        change_pct=f.change_pct,
+                        p_value=f.p_value,
+                        verdict=f.verdict,
+                        changed=_changed(store, item, f.metric, window),
+                        detail={"direction": f.direction},
+                        reason=f.reason,
+                    )
+                )
+    return findings, rows
+
+
+def _drift_rows(store: _Store, inputs: Sequence[_Input]) -> list[RegressionRow]:
+    """``output_changed`` for each greedy run whose tokens differ from its previous run's."""
+    rows = []
+    for item in inputs:
+        if not greedy(item.run["config"] or {}):
+            continue
+        row = drift_row(
+            store.engine,
+            run=item.current,
+            history=item.history,
+            environment=store.environment,
+            outputs=store.outputs,
+        )
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def detect_campaign(
     engine: sa.Engine,
     dag_run_id: str,
@@ -350,15 +440,24 @@ def detect_campaign(
     k: int = DEFAULT_K,
 ) -> Detection:
     """Judge every ok run of a campaign; store and return the verdicts."""
+    parse_thresholds(thresholds)  # a bad campaign threshold fails before anything is written
+    update_agreement(engine, dag_run_id)  # tonight's agreement, before the history is read
     store, inputs, judgement = _judge(engine, dag_run_id, thresholds, k)
     rows = _run_rows(store, inputs, judgement)
     rows += _group_rows(store, inputs, judgement, {(r.run_id, r.metric) for r in rows})
+    output_findings, output_rows = _output_findings(store, inputs, thresholds, k)
+    rows += output_rows + _drift_rows(store, inputs)
     replace_regressions(engine, [int(i.run["run_id"]) for i in inputs], rows)
     windows = {
         i.subject.key: max((len(w) for w in i.subject.windows.values()), default=0) for i in inputs
     }
     judged = tuple(
-        Judged(int(j.key), j.label, windows[j.key], j.findings)  # type: ignore[call-overload]
+        Judged(
+            int(j.key),  # type: ignore[call-overload]
+            j.label,
+            windows[j.key],
+            (*j.findings, *output_findings.get(int(j.key), ())),  # type: ignore[call-overload]
+        )
         for j in judgement.judgements
     )
     labels = {int(i.run["run_id"]): i.subject.label for i in inputs}

@@ -237,7 +237,8 @@ def _measure(
         sink.close()
         if watch is not None:
             telemetry = watch.stop()
-    requests = tuple(request_result(r) for r in records)
+    # after the measured window: digests always, ids and text unless --no-outputs
+    requests = tuple(request_result(r, keep_outputs=not config.no_outputs) for r in records)
     passes, ratio = 1, None
     if config.timing == "dual" and (windows := dual_windows(records)) is not None:
         bare_s, streamed_s = windows  # throughput is the bare passes' (README "Timing")

@@ -9,10 +9,15 @@ wall time is about twice bare's by design, and what must stay at 1.00x is
 each of its passes against the variant it reproduces. ``timing: events``
 needs device events (CUDA, Gaudi): on CPU it is reported as not available
 (benchmarks/cuda_check.py and hpu_check.py measure it on hardware).
+"ours + outputs kept" adds what ``bench run`` does with the generated ids
+after the timed window (README "Outputs"): copy them to the host as a tuple
+and hash them (``output_digest``), as the in-process backend and
+``request_result`` do.
 
     python benchmarks/harness_overhead.py [--rounds 7] [--max-new-tokens 64]
 
-Target: ours <= 1.01x bare on the tiny model on CPU; dual's passes <= 1.01x.
+Target: ours <= 1.01x bare on the tiny model on CPU, outputs kept or not;
+dual's passes <= 1.01x.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
+from bench.core.records import output_digest
 from bench.core.streamer import TimingStreamer
 from bench.tinymodel import build_tiny_model
 
@@ -71,6 +77,15 @@ def main() -> None:
             model.generate(**enc, **gen_kwargs, streamer=streamer)
             streamer.sequences(1)
 
+    def ours_kept() -> None:
+        for enc in singles:
+            streamer = TimingStreamer()
+            out = model.generate(**enc, **gen_kwargs, streamer=streamer)
+            streamer.sequences(1)
+            # after the window: the ids on the host, and their digest
+            ids = tuple(out[0, enc["input_ids"].shape[1] :].tolist())
+            output_digest(ids)
+
     dual_parts: list[tuple[float, float]] = []
 
     def dual() -> None:
@@ -97,6 +112,7 @@ def main() -> None:
     variants = {
         "bare generate()": bare,
         "TimingStreamer (ours)": ours,
+        "ours + outputs kept": ours_kept,
         "TextIteratorStreamer": hf_text_iterator,
         "dual (bare + streamed)": dual,
     }
@@ -160,6 +176,28 @@ def main() -> None:
         f"TimingStreamer.put(): {put_ns:.0f} ns per decode step (clock + two appends), "
         f"{put_ns / (step_ms * 1e6) * 100:.3f}% of this model's {step_ms:.2f} ms step"
     )
+    request_s = min(times["bare generate()"]) / args.prompts
+    for length in (n, 2048):
+        keep_us = keep_cost_us(length)
+        print(
+            f"outputs kept, {length} tokens: {keep_us:.1f} us per request after the window "
+            f"(ids to the host + sha256), {keep_us / (request_s * 1e6) * 100:.3f}% of a "
+            f"{n}-token request's fastest bare generate() ({request_s * 1e3:.1f} ms)"
+        )
+
+
+def keep_cost_us(tokens: int, prompt: int = 32, reps: int = 2000) -> float:
+    """What keeping a request's outputs adds after the window, alone (best of 5):
+    its generated ids out of generate()'s result as a tuple, and their digest.
+    Timed apart from generate() so a busy machine cannot hide or inflate it."""
+    out = torch.randint(0, 128_256, (1, prompt + tokens))
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter_ns()
+        for _ in range(reps):
+            output_digest(tuple(out[0, prompt:].tolist()))
+        best = min(best, (time.perf_counter_ns() - t0) / reps / 1e3)
+    return best
 
 
 def hot_path_ns(steps: int = 200_000) -> float:

@@ -13,9 +13,17 @@ printed:
   one writes first.
 
 Rows are realistic: ``--gaps`` inter-token gaps per request (``itl_ms``;
-127 = 128 new tokens, 15 = 16), the bulk of a row's bytes. Usage::
+127 = 128 new tokens, 15 = 16), the bulk of a row's bytes, and, as ``bench
+run`` keeps them, the generated token ids (``output_ids``, 4 bytes a token)
+and their digest (``output_sha``); ``--no-ids`` loads the rows of ``bench
+run --no-outputs`` (digest only). The ORM baseline writes the same columns.
+
+Then the storage the outputs cost: ``request_result``'s size (heap, TOAST
+and indexes, ``pg_total_relation_size``) grown by 1,000 requests of 128 and
+2,048 tokens, with ids and digest against digest only. Usage::
 
     python benchmarks/ingest.py [--runs 8] [--requests 8000] [--gaps 127,15] [--baseline-rows 3000]
+                                [--no-ids] [--storage-tokens 128,2048]
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from bench.core.config import RunConfig
 from bench.core.metrics import summarize
-from bench.core.records import RequestResult
+from bench.core.records import RequestResult, output_digest, pack_token_ids
 from bench.core.results import CampaignRef, RunResult
 from bench.store import writer
 from bench.store.db import display_url, start_embedded, stop_embedded
@@ -66,14 +74,25 @@ class RequestRow(Base):
     itl_ms: Mapped[list[float]] = mapped_column(ARRAY(REAL))
     success: Mapped[bool]
     error: Mapped[str | None]
+    output_sha: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    output_ids: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
 
-def synth_requests(n: int, gaps: int, seed: int = 0) -> tuple[RequestResult, ...]:
+#: Token ids are drawn from a vocabulary this size (Llama 3's is 128,256).
+VOCAB = 128_256
+
+
+def synth_requests(
+    n: int, gaps: int, seed: int = 0, *, ids: bool = True
+) -> tuple[RequestResult, ...]:
+    """``n`` requests of ``gaps + 1`` tokens; each keeps its ids unless ``ids`` is
+    off (then only their digest, as with ``--no-outputs``)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         itl = tuple(8.0 + rng.random() * 4 for _ in range(gaps))
         ttft = 20.0 + rng.random() * 30
+        tokens = tuple(rng.randrange(VOCAB) for _ in range(gaps + 1))
         out.append(
             RequestResult(
                 request_index=i,
@@ -84,6 +103,8 @@ def synth_requests(n: int, gaps: int, seed: int = 0) -> tuple[RequestResult, ...
                 tpot_ms=sum(itl) / gaps if gaps else None,
                 e2e_ms=ttft + sum(itl),
                 itl_ms=itl,
+                output_sha=output_digest(tokens),
+                output_token_ids=tokens if ids else None,
             )
         )
     return tuple(out)
@@ -202,10 +223,37 @@ def time_orm(
                     itl_ms=list(r.itl_ms),
                     success=r.success,
                     error=r.error,
+                    output_sha=None if r.output_sha is None else bytes.fromhex(r.output_sha),
+                    output_ids=None
+                    if r.output_token_ids is None
+                    else pack_token_ids(r.output_token_ids),
                 )
             )
         session.commit()
     return tuple(b - a for a, b in zip(start, clock.now(), strict=True))  # type: ignore[return-value]
+
+
+def table_bytes(engine: sa.Engine) -> int:
+    """``request_result`` on disk: heap, TOAST and indexes."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(sa.text("SELECT pg_total_relation_size('request_result')")).scalar_one()
+        )
+
+
+def storage_growth(engine: sa.Engine, tokens: int, rows: int = 4000) -> tuple[float, float]:
+    """Bytes ``request_result`` grows per ``rows`` requests of ``tokens`` tokens:
+    (ids and digest kept, digest only). Each loads into a fresh campaign."""
+    out = []
+    for keep in (True, False):
+        requests = synth_requests(rows, tokens - 1, seed=tokens, ids=keep)
+        campaign = CampaignRef(f"storage__{uuid.uuid4().hex}", dag_id="ingest", trigger="manual")
+        before = table_bytes(engine)
+        writer.load(engine, synth_result(requests, 1000 + tokens + keep, campaign))
+        with engine.connect() as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+        out.append((table_bytes(engine) - before) * 1000 / rows)
+    return out[0], out[1]
 
 
 def per_row(samples: list[tuple[float, float, float]], rows: int) -> tuple[float, float, float]:
@@ -231,14 +279,29 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-rows", type=int, default=3000, help="rows per ORM baseline round (default 3000)"
     )
     parser.add_argument(
+        "--no-ids", action="store_true", help="rows without token ids (bench run --no-outputs)"
+    )
+    parser.add_argument(
+        "--storage-tokens",
+        default="128,2048",
+        help="output lengths whose storage per 1,000 requests is measured (default 128,2048; "
+        "'' = none)",
+    )
+    parser.add_argument(
         "--db-url", help="use a scratch database on this server instead of an embedded one"
     )
     args = parser.parse_args(argv)
 
-    lines = []
+    lines, storage = [], []
     with scratch_database(args.db_url) as engine:
+        for tokens in (int(t) for t in args.storage_tokens.split(",") if t):
+            kept, bare = storage_growth(engine, tokens)
+            storage.append(
+                f"{tokens:>8}  {kept / 1024:>9,.0f} KB  {bare / 1024:>9,.0f} KB"
+                f"  {(kept - bare) / 1024:>6,.0f} KB  {(kept - bare) / 1000 / tokens:>5.2f} B"
+            )
         for gaps in (int(g) for g in args.gaps.split(",")):
-            requests = synth_requests(args.requests, gaps)
+            requests = synth_requests(args.requests, gaps, ids=not args.no_ids)
             w_rate, w_client, w_server = per_row(
                 time_writer(engine, requests, args.runs), args.requests
             )
@@ -251,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {(o_client + o_server) / (w_client + w_server):>6.1f}x"
             )
     print(
-        f"request rows into request_result; medians: writer over {args.runs} runs of {args.requests} rows,"
+        f"request rows ({'digest only' if args.no_ids else 'with token ids and digest'}) into"
+        f" request_result; medians: writer over {args.runs} runs of {args.requests} rows,"
     )
     print(f"ORM over 3 rounds of {args.baseline_rows} rows; same server, same process, one backend")
     print(f"{'':8}  {'wall-clock rows/s':^33}  {'CPU us per row (client + server)':^46}")
@@ -260,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  {'writer':>17}  {'ORM':>17}  {'ratio':>7}"
     )
     print("\n".join(lines))
+    if storage:
+        print("\nrequest_result growth per 1,000 requests (heap + TOAST + indexes)")
+        print(
+            f"{'tokens':>8}  {'ids + digest':>12}  {'digest only':>12}  {'ids cost':>9}  per token"
+        )
+        print("\n".join(storage))
     return 0
 
 

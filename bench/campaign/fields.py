@@ -22,7 +22,7 @@ Three kinds of entries:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -178,6 +178,21 @@ def _from_config() -> tuple[list[Field], list[Axis], list[ModelField]]:
     return fields, axes, model_fields
 
 
+#: Precisions a reference may be, most precise first: the default reference is
+#: the first of these a campaign runs.
+REFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8")
+
+
+def reference_precision(explicit: str | None, precisions: Iterable[str]) -> str | None:
+    """The precision outputs are compared with: ``explicit``, else the most
+    precise of ``precisions`` (None when they hold none of
+    :data:`REFERENCE_PRECISIONS`, e.g. only an endpoint's ``unknown``)."""
+    if explicit is not None:
+        return explicit
+    held = set(precisions)
+    return next((p for p in REFERENCE_PRECISIONS if p in held), None)
+
+
 #: Campaign-only keys about the campaign itself (listed first in the docs).
 ABOUT: tuple[Field, ...] = (
     Field(
@@ -236,6 +251,15 @@ AIRFLOW: tuple[Field, ...] = (
         MappingProxyType({}),
         "regression thresholds per metric (README, Regressions); checked by the plan task",
         title="Thresholds",
+    ),
+    Field(
+        "reference_precision",
+        Value(str, choices=REFERENCE_PRECISIONS, optional=True),
+        None,
+        "the precision each configuration's outputs are compared with (output_exact_match, "
+        "output_prefix_match); the campaign must run it",
+        title="Reference precision",
+        unset="the most precise one the campaign runs (fp32 > bf16 > fp16 > fp8)",
     ),
     Field(
         "notify.webhook",

@@ -97,6 +97,13 @@ class Campaign(_Values):
         return f"{text or f'LLM benchmark campaign {self.name}.'} ({n} configurations)"
 
     @property
+    def reference(self) -> str | None:
+        """The precision outputs are compared with (``reference_precision``, else
+        the most precise one the matrix runs; README "Outputs")."""
+        precisions = {c.precision for c in self.configs()}
+        return table.reference_precision(self.settings["reference_precision"], precisions)
+
+    @property
     def spec(self) -> BackendSpec:
         return BACKENDS[self.settings["backend"]]
 

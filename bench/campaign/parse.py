@@ -52,7 +52,19 @@ def parse_campaign(name: str, data: Any, *, source: str = "<campaign>") -> Campa
         exclude=_exclude(data.get("exclude"), where),
         source=source,
     )
-    return campaign.check(source)
+    campaign.check(source)
+    _check_reference(campaign, where)
+    return campaign
+
+
+def _check_reference(campaign: Campaign, where: str) -> None:
+    """An explicit reference precision must be one the file runs (a trigger
+    may select a subset without it: then no configuration has a reference)."""
+    chosen = campaign.settings["reference_precision"]
+    runs = sorted({c.precision for c in campaign.configs()})
+    if chosen is not None and chosen not in runs:
+        raise fail(where, "reference_precision", f"{chosen} is not run by this campaign "
+                   f"(precisions: {', '.join(runs)})")  # fmt: skip
 
 
 def _or(value: Any, default: Any) -> Any:

@@ -8,7 +8,11 @@ from typing import Any
 
 from bench.report.tables import FORMATS, print_rows
 
-VERDICTS = ("regression", "suspicious", "improvement", "host_anomaly", "campaign_shift", "all")
+#: bench.stats.types.STORED_VERDICTS, plus "all" (kept here: --help must not import the gate).
+VERDICTS = ("regression", "output_changed", "suspicious", "improvement", "host_anomaly",
+            "campaign_shift", "all")  # fmt: skip
+#: bench.stats.types.DEFAULT_VERDICTS: a run got worse (slower, or other tokens).
+DEFAULT_VERDICTS = ("regression", "output_changed")
 #: Columns of the table; json and csv add the full environment difference and detail.
 COLUMNS = ("started_at", "label", "metric", "verdict", "baseline", "current", "change_pct",
            "p_value", "changed", "telemetry", "dag_run_id")  # fmt: skip
@@ -32,8 +36,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--verdict",
         choices=VERDICTS,
-        default="regression",
-        help="which verdicts (default regression)",
+        action="append",
+        help="which verdicts, repeatable (default: regression and output_changed; all: every one)",
     )
     p.add_argument("--last", type=int, default=50, metavar="N", help="rows at most (default 50)")
     p.add_argument(
@@ -82,18 +86,17 @@ def cmd_regressions(args: argparse.Namespace) -> int:
 
         detection = detect_campaign(engine, args.campaign)
         print(f"judged {len(detection.judged)} ok run(s) of {args.campaign}", file=sys.stderr)
+    verdicts = args.verdict or DEFAULT_VERDICTS
     rows = run_query(
         engine,
         "latest_regressions",
-        verdict="" if args.verdict == "all" else args.verdict,
+        verdict="" if "all" in verdicts else ",".join(verdicts),
         campaign=args.campaign or "",
         model=args.model or "",
         last=args.last,
     )
     if not rows:
-        print(
-            f"bench: no {'verdicts' if args.verdict == 'all' else args.verdict + 's'} found",
-            file=sys.stderr,
-        )
+        what = "verdicts" if "all" in verdicts else " or ".join(v + "s" for v in verdicts)
+        print(f"bench: no {what} found", file=sys.stderr)
     print_rows([verdict_row(r, args.format) for r in rows], args.format)
     return 0

@@ -248,18 +248,39 @@ def _run(args: argparse.Namespace, report: Reporter, *, primary: bool) -> int:
     if output is not None:
         print(f"result written to {output}")
     stored = not getattr(args, "no_db", False)
-    if stored:
-        store_result(result)
+    loaded = stored and store_result(result)
     report.finished(result, result_path=output, recorded=stored)
+    if loaded and result.ok:
+        print_agreement(result)
     if not result.ok:
         raise BenchmarkFailed(f"run {result.status}: {result.error}")
     return 0
 
 
-def store_result(result: RunResult) -> None:
+def store_result(result: RunResult) -> bool:
     """Spool the result, then load the spool into the results DB (stays
-    spooled, with a message, when the DB is unreachable)."""
+    spooled, with a message, when the DB is unreachable); whether it loaded."""
     from bench.store.spool import spool_and_load
 
     outcome = spool_and_load(result)
     print(outcome.message, file=sys.stderr)
+    return outcome.loaded
+
+
+def print_agreement(result: RunResult) -> None:
+    """The run's agreement with the newest stored run of the same configuration
+    at a more precise precision (README "Outputs"), when one exists."""
+    from bench.errors import BenchError
+    from bench.outputs import cli_agreement, greedy
+    from bench.report.text import format_agreement
+    from bench.store.db import get_engine
+
+    if not greedy(result.config.to_dict()):
+        return
+    try:
+        found = cli_agreement(get_engine(), result.run_uid)
+    except BenchError as exc:  # the result is stored; the comparison is a bonus
+        print(f"bench: no agreement with a reference run: {exc}", file=sys.stderr)
+        return
+    if found is not None:
+        print(format_agreement(found))

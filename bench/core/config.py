@@ -173,6 +173,13 @@ class RunConfig:
         default=None, title="Timing mode", section=LOAD, unset="dual on hpu, stream elsewhere",
         column=True, campaign="timing", legacy="stream", resolved=lambda c: c.effective_timing,
     )
+    no_outputs: bool = setting(
+        Value(bool),
+        "keep no generated token ids or text, only their sha256 digests (output drift is "
+        "still detected; output_prefix_match needs the ids)",
+        default=False, title="Keep no outputs", section=LOAD, fingerprint=False,
+        campaign="no_outputs", trigger=False,
+    )
     options: Mapping[str, Any] = setting(
         Value(dict),
         "backend options (KEY=VALUE, VALUE as JSON), checked against the backend's table",

@@ -25,15 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from bench.core.records import RequestRecord, RequestResult
+from bench.core.records import RequestRecord, RequestResult, output_digest
 
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 TIMED_METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
 
 
-def request_result(record: RequestRecord) -> RequestResult:
-    """Milliseconds from raw host timestamps (seconds)."""
+def request_result(record: RequestRecord, *, keep_outputs: bool = True) -> RequestResult:
+    """Milliseconds from raw host timestamps (seconds), and the digest of what
+    a successful request generated; its ids and text only with ``keep_outputs``."""
     times = record.token_times
+    outputs: dict[str, Any] = {}
+    if record.success:
+        ids, text = record.output_token_ids, record.output_text
+        outputs["output_sha"] = output_digest(ids, text)
+        if keep_outputs:
+            outputs |= {"output_token_ids": ids, "output_text": text}
     if not times:
         return RequestResult(
             request_index=record.request_index,
@@ -45,6 +52,7 @@ def request_result(record: RequestRecord) -> RequestResult:
             e2e_ms=None,
             success=record.success,
             error=record.error,
+            **outputs,
         )
     first, last = times[0], times[-1]
     n_out = record.output_tokens
@@ -65,6 +73,7 @@ def request_result(record: RequestRecord) -> RequestResult:
         itl_ms=tuple(float(d) for d in np.diff(np.asarray(times)) * 1e3),
         success=record.success,
         error=record.error,
+        **outputs,
     )
 
 
@@ -107,6 +116,13 @@ class RunMetrics:
     #: ``timing: dual`` only: wall time of the streamed passes / the bare passes
     #: of the same requests (1.0: streaming costs nothing; 1.2: 20% slower)
     streamed_vs_bare_ratio: float | None = None
+    #: Agreement with the same configuration at the campaign's reference
+    #: precision (README "Outputs"): the mean fraction of each request's tokens
+    #: before the first divergence, and the fraction of requests identical.
+    #: Filled by the gate once the campaign's runs are in (bench.regressions);
+    #: None at run time and where no reference run exists.
+    output_prefix_match: float | None = None
+    output_exact_match: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -138,6 +138,8 @@ def plan(
             "overrides": overrides,
             "effective": dict(params),
             "configs": [i["label"] for i in items],
+            # what the gate compares every configuration's outputs with
+            "reference_precision": effective.reference,
         },
         started_at=_now(),
     )
@@ -382,7 +384,11 @@ def detect_regressions(
     rows = detection.as_json()
     counts = collections.Counter(r["verdict"] for r in rows)
     short = sum(j.baseline_nights < 5 for j in detection.judged)
-    extra = ", ".join(f"{counts[v]} {v}" for v in ("host_anomaly", "campaign_shift") if counts[v])
+    extra = ", ".join(
+        f"{counts[v]} {v}"
+        for v in ("output_changed", "host_anomaly", "campaign_shift")
+        if counts[v]
+    )
     log(
         f"{len(detection.judged)} ok run(s) judged: {counts['regression']} regression(s), "
         f"{counts['suspicious']} suspicious, {counts['improvement']} improvement(s)"

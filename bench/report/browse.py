@@ -35,7 +35,7 @@ from bench.report.figures import (
     slo_values,
 )
 from bench.report.trends import model_series
-from bench.stats.types import VERDICTS
+from bench.stats.types import DEFAULT_VERDICTS, STORED_VERDICTS
 from bench.store.queries import RUN_METRICS, run_query
 
 DEFAULT_METRIC = "ttft_p50_ms"
@@ -82,11 +82,15 @@ def parse_metric(metric: str | None) -> str:
 
 
 def parse_verdict(verdict: str | None) -> str:
-    """A verdict to filter on: ``regression`` by default, ``''`` for every one."""
+    """Verdicts to filter on, comma-separated: by default what made a run worse
+    (``regression,output_changed``); ``''`` for every one."""
     if verdict is None:
-        return "regression"
-    if verdict and verdict not in VERDICTS:
-        raise ConfigError(f"unknown verdict {shown(verdict)}; choose one of: {', '.join(VERDICTS)}")
+        return ",".join(DEFAULT_VERDICTS)
+    for name in filter(None, verdict.split(",")):
+        if name not in STORED_VERDICTS:
+            raise ConfigError(
+                f"unknown verdict {shown(name)}; choose one of: {', '.join(STORED_VERDICTS)}"
+            )
     return verdict
 
 
@@ -216,7 +220,7 @@ def latest_regressions(
     engine: sa.Engine,
     *,
     model: str = "",
-    verdict: str = "regression",
+    verdict: str = ",".join(DEFAULT_VERDICTS),
     last: int = REGRESSIONS_SHOWN,
 ) -> list[dict[str, Any]]:
     """The newest detector verdicts (every model by default), newest run first,

@@ -5,7 +5,8 @@ configurations) through the named queries and fills the plain
 :class:`bench.report.ReportData` the renderer draws: trends with verdict and
 change-point markers, the campaign against its baseline, tonight's TTFT/ITL
 distributions against the baseline nights', and the throughput vs TTFT p99
-view across batch sizes.
+view across batch sizes, and what the runs generated (drift, agreement with
+the reference precision, batch-size invariance: :mod:`bench.report.outputs`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.report import (
     TableRow,
     render_report,
 )
+from bench.report.outputs import AgreementRow, DriftNote, InvarianceRow, OutputsData
 from bench.report.trends import model_series
 from bench.stats import DEFAULT_K, KEY_METRICS
 from bench.store.queries import run_query
@@ -171,6 +173,7 @@ def build_report_data(
         samples=[s for r in runs if r["status"] == "ok" for s in _samples(engine, r)],
         pareto=[p for m in models for p in _pareto(engine, m)],
         verdicts=_verdicts(engine, campaign, {str(r["run_id"]) for r in runs}),
+        outputs=_outputs(engine, campaign, {int(r["run_id"]) for r in runs}),
         notes=[f"{sum(r['status'] != 'ok' for r in runs)} configuration(s) did not finish: "
                + ", ".join(f"{r['label']} ({r['status']})" for r in runs if r["status"] != "ok")]
         if any(r["status"] != "ok" for r in runs) else [],
@@ -210,6 +213,57 @@ def _verdicts(engine: sa.Engine, campaign: str, run_ids: set[str]) -> list[Any]:
 
     rows = run_query(engine, "latest_regressions", verdict="", campaign=campaign, last=10_000)
     return verdict_notes([r for r in rows if str(r["run_id"]) in run_ids])
+
+
+def _outputs(engine: sa.Engine, campaign: str, run_ids: set[int]) -> OutputsData:
+    """The campaign's drift verdicts (with the first change as text), its
+    agreement with the reference precision and its batch-size invariance."""
+    from bench.outputs import batch_invariance, campaign_runs, first_change
+
+    _, reference = campaign_runs(engine, campaign)
+    rows = [r for r in run_query(engine, "campaign_outputs", campaign=campaign)
+            if int(r["run_id"]) in run_ids]  # fmt: skip
+    agreement = [
+        AgreementRow(r["label"], r["precision"], r["output_exact_match"], r["output_prefix_match"])
+        for r in rows
+        if r["output_exact_match"] is not None
+    ]
+    drift = []
+    for v in run_query(
+        engine, "latest_regressions", verdict="output_changed", campaign=campaign, last=10_000
+    ):
+        if int(v["run_id"]) not in run_ids:
+            continue
+        d = v["detail"] or {}
+        baseline, first = d.get("baseline_run_id"), d.get("first_request")
+        diff = None
+        if baseline is not None and first is not None:
+            diff = first_change(
+                engine,
+                model=str(v["model"]),
+                baseline_run_id=int(baseline),
+                run_id=int(v["run_id"]),
+                request_index=int(first),
+            )
+        drift.append(
+            DriftNote(
+                label=str(v["label"]),
+                requests_changed=int(d.get("requests_changed") or 0),
+                requests_compared=int(d.get("requests_compared") or 0),
+                first_request=first,
+                first_position=d.get("first_position"),
+                baseline_run_id=baseline,
+                nondeterministic=bool(d.get("nondeterministic")),
+                changed=v["changed"] or {},
+                diff=diff,
+            )
+        )
+    invariance = [
+        InvarianceRow(b.label, b.batch_size, b.agreement.compared, b.agreement.exact_match,
+                      b.agreement.prefix_match)
+        for b in batch_invariance(engine, campaign)
+    ]  # fmt: skip
+    return OutputsData(reference, drift, agreement, invariance)
 
 
 def _quantiles(values: np.ndarray) -> list[float]:

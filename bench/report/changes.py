@@ -58,7 +58,8 @@ def _value(value: Any) -> str:
     return "none" if value is None else html.escape(str(value))
 
 
-def _changes(changed: Mapping[str, Any]) -> str:
+def changes_list(changed: Mapping[str, Any]) -> str:
+    """What changed in the environment, one item a key (``nothing`` when empty)."""
     if not changed:
         return '<span class="note">nothing</span>'
     items = []
@@ -108,7 +109,7 @@ def changes_section(notes: Sequence[VerdictNote]) -> str:
             f'<tr class="verdict-{html.escape(n.verdict)}" data-metric="{html.escape(n.metric)}">'
             f'<td class="config">{_scope(n)}</td><td>{html.escape(n.metric)}</td>'
             f'<td><span class="badge {html.escape(n.verdict)}">{html.escape(n.verdict)}</span></td>'
-            f"<td>{change}</td><td>{_changes(n.changed)}</td><td>{_telemetry(n.telemetry)}</td>"
+            f"<td>{change}</td><td>{changes_list(n.changed)}</td><td>{_telemetry(n.telemetry)}</td>"
             f'<td class="reason">{html.escape(n.reason or "")}</td></tr>'
         )
     head = "".join(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from bench.report.changes import VerdictNote
+    from bench.report.outputs import OutputsData
 
 from bench.stats.types import Verdict
 
@@ -126,6 +127,8 @@ class ReportData:
     notes: Sequence[str] = field(default=())
     #: The campaign's verdicts with what changed (bench.report.changes).
     verdicts: Sequence[VerdictNote] = ()
+    #: What the runs generated (bench.report.outputs); None: no section.
+    outputs: OutputsData | None = None
 
     def __post_init__(self) -> None:
         for name in ("series", "table", "samples", "pareto", "notes", "verdicts"):

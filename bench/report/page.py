@@ -39,6 +39,8 @@ table.latest th{background:#f6f6f6}table.latest td.config{text-align:left;font-f
 .delta{display:block;font-size:11px}
 .chart{margin:12px 0}.note{color:#666;font-style:italic}
 table.changes td{text-align:left;vertical-align:top}ul.changed{margin:0;padding-left:16px}
+table.drift td{text-align:left;vertical-align:top}.output-diff pre{margin:2px 0;white-space:pre-wrap;max-width:640px}
+.output-diff del{background:#fdd;text-decoration:none}.output-diff ins{background:#dfd;text-decoration:none}
 """ + badge_css()
 
 _RENDER = """
@@ -185,6 +187,7 @@ def render_html(data: ReportData) -> str:
         meta = f"campaign {html.escape(data.campaign)} · {meta}"
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)
     from bench.report.changes import changes_section  # attribution: what changed, telemetry
+    from bench.report.outputs import outputs_section
 
     sections = [
         _section("latest", "Latest campaign vs baseline", [_table(data.table)], ""),
@@ -195,6 +198,8 @@ def render_html(data: ReportData) -> str:
         ),
         _section("pareto", "Throughput vs TTFT p99 across batch sizes", paretos, "no points"),
     ]
+    if data.outputs is not None:
+        sections.append(_section("outputs", "Outputs", [outputs_section(data.outputs)], ""))
     title = html.escape(data.title)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -202,7 +207,9 @@ def render_html(data: ReportData) -> str:
         f"<script>{_plotly_js()}</script>\n</head><body>\n"
         f'<header><h1>{title}</h1><p class="meta">{meta}</p>{notes}</header>\n'
         '<nav><a href="#latest">latest</a><a href="#changes">what changed</a><a href="#trends">trends</a>'
-        '<a href="#cdfs">distributions</a><a href="#pareto">pareto</a></nav>\n'
+        '<a href="#cdfs">distributions</a><a href="#pareto">pareto</a>'
+        + ('<a href="#outputs">outputs</a>' if data.outputs is not None else "")
+        + "</nav>\n"
         + "\n".join(sections)
         + f"\n<script>{_RENDER}</script>\n</body></html>\n"
     )

@@ -24,6 +24,7 @@ COLORS: Mapping[str, str] = MappingProxyType(
         "suspicious": "#ff7f0e",
         "improvement": "#2ca02c",
         "changepoint": "#6a3d9a",
+        "output_changed": "#c51b8a",  # other tokens: not a number that moved
         "other": "#7f7f7f",  # a kind this version does not know
         "slo": "#8c564b",
         "latest": "#1f77b4",  # first-night bars: the latest run ...
@@ -88,5 +89,7 @@ def badge_css() -> str:
         ".badge{display:inline-block;border-radius:3px;padding:0 4px;font-size:.75em;"
         f"color:#fff;margin-left:4px;background:{COLORS['other']}}}"
     ]
-    rules += [f".badge.{kind}{{background:{COLORS[kind]}}}" for kind in MARKER_KINDS]
+    rules += [
+        f".badge.{kind}{{background:{COLORS[kind]}}}" for kind in (*MARKER_KINDS, "output_changed")
+    ]
     return "\n".join(rules)

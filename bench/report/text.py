@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bench.core.results import RunResult
+
+if TYPE_CHECKING:
+    from bench.outputs import ReferenceAgreement
 
 
 class ProgressPrinter:
@@ -101,6 +104,33 @@ def format_summary(result: RunResult) -> str:
             "dual timing: throughput and e2e from the bare passes, ttft/tpot/itl from the"
             f" streamed ones; streamed/bare wall time {m.streamed_vs_bare_ratio:.3f}x"
         )
+    if outputs := _outputs_line(result):
+        tail.append(outputs)
     if result.error:
         tail.append(f"error: {result.error}")
     return "\n".join([head, *rows, *tail])
+
+
+def _outputs_line(result: RunResult) -> str | None:
+    """What was kept of the outputs, and their digest (two runs that print the
+    same digest generated the same tokens)."""
+    from bench.core.records import run_output_digest
+
+    digest = run_output_digest(r.output_sha for r in result.requests)
+    if digest is None:
+        return None
+    kept = sum(r.output_token_ids is not None or r.output_text is not None for r in result.requests)
+    what = f"{kept} kept" if kept else "digests only (--no-outputs)"
+    return f"outputs: {what}, digest {digest[:12]}"
+
+
+def format_agreement(found: ReferenceAgreement) -> str:
+    """One line: the run's agreement with a more precise run of its configuration."""
+    a = found.agreement
+    same = round((a.exact_match or 0.0) * a.compared)
+    prefix = "n/a (ids not kept)" if a.prefix_match is None else f"{a.prefix_match:.3f}"
+    return (
+        f"agreement with {found.precision} (run {found.reference_run_id}, {found.dag_run_id}): "
+        f"{same}/{a.compared} requests identical (output_exact_match {a.exact_match:.3f}), "
+        f"output_prefix_match {prefix}"
+    )

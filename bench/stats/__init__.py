@@ -16,6 +16,7 @@ from bench.stats.thresholds import DEFAULT_THRESHOLD, Threshold, parse_threshold
 from bench.stats.types import (
     KEY_METRICS,
     METRICS,
+    OUTPUT_METRICS,
     Better,
     Direction,
     Finding,
@@ -55,6 +56,7 @@ __all__ = [
     "KEY_METRICS",
     "METRICS",
     "MIN_BASELINE",
+    "OUTPUT_METRICS",
     "AnchorCall",
     "Better",
     "ChangePoint",

@@ -22,6 +22,12 @@ Better = Literal["lower", "higher"]
 Direction = Literal["worse", "better"]
 Verdict = Literal["regression", "suspicious", "improvement"]
 VERDICTS: tuple[Verdict, ...] = ("regression", "suspicious", "improvement")
+#: Every verdict the gate stores (table ``verdict``), in the order they are
+#: listed: the detector's, output drift, and those about a host or a campaign.
+STORED_VERDICTS: tuple[str, ...] = ("regression", "output_changed", "suspicious", "improvement",
+                                    "host_anomaly", "campaign_shift")  # fmt: skip
+#: What ``bench regressions`` and the Benchmarks page list by default: a run got worse.
+DEFAULT_VERDICTS: tuple[str, ...] = ("regression", "output_changed")
 
 #: Per-request distributions a night may carry (``request_result`` columns).
 DISTRIBUTIONS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
@@ -51,6 +57,9 @@ class MetricSpec:
     distribution: str | None = None
     tail: bool = False
     proxy: str | None = None
+    #: for a fraction that may be 0 (agreement): the value 0 is judged as this,
+    #: so a fall to 0 stays visible on the gate's log scale
+    zero: float | None = None
 
     def direction(self, signed_change: float) -> Direction:
         """``worse`` or ``better`` for a signed change of this metric."""
@@ -70,7 +79,17 @@ KEY_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("peak_memory_bytes", "lower"),
     MetricSpec("energy_j_per_token", "lower"),
 )
-METRICS: Mapping[str, MetricSpec] = MappingProxyType({m.name: m for m in KEY_METRICS})
+#: What the runs generated against the campaign's reference precision (README
+#: "Outputs"): judged per configuration on the nightly value, higher is
+#: better. Not key metrics: they carry no night noise a campaign shares, so
+#: the campaign-level common mode has nothing to take out of them.
+OUTPUT_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("output_exact_match", "higher", zero=1e-3),
+    MetricSpec("output_prefix_match", "higher", zero=1e-3),
+)
+METRICS: Mapping[str, MetricSpec] = MappingProxyType(
+    {m.name: m for m in (*KEY_METRICS, *OUTPUT_METRICS)}
+)
 
 
 def _frozen_arrays(requests: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
@@ -142,12 +161,18 @@ class Night:
         return night
 
     def value(self, metric: str) -> float | None:
-        """The metric's finite positive value, else None (all metrics here are > 0)."""
+        """The metric's finite positive value, else None (the gate works on logs);
+        0 of a metric with a ``zero`` stand-in is that stand-in."""
         raw = self.summary.get(metric)
         if raw is None:
             return None
         value = float(raw)
-        return value if math.isfinite(value) and value > 0 else None
+        if not math.isfinite(value) or value < 0:
+            return None
+        if value == 0:
+            spec = METRICS.get(metric)
+            return spec.zero if spec is not None else None
+        return value
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ instead of one ``repr`` per float. Measured on the project machine (2 vCPU,
 :class:`ChunkReader`). Floats are big-endian IEEE 754, so ``ttft_ms``
 and friends arrive bit-for-bit; ``itl_ms`` is ``real[]`` by contract and is
 rounded to float32 here, exactly as Postgres would round a decimal.
+
+A request's generated ids travel as one ``bytea`` of little-endian uint32
+(``bench.core.records.pack_token_ids``): numpy packs every row of a chunk in
+one pass, as for the gaps, and Postgres copies the bytes without parsing
+them; its digest is 32 raw bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ COLUMNS: tuple[str, ...] = (
     "itl_ms",
     "success",
     "error",
+    "output_sha",
+    "output_ids",
+    "output_text",
 )
 COPY_SQL = f"COPY request_result ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 
@@ -54,6 +62,8 @@ _LEN = struct.Struct(">i")
 _BOOL_TRUE = b"\x00\x00\x00\x01\x01"
 _BOOL_FALSE = b"\x00\x00\x00\x01\x00"
 _OK_NO_ERROR = _BOOL_TRUE + _NULL  # success = true, error = NULL
+_SHA_LEN = _LEN.pack(32)
+_IDS = np.dtype("<u4")
 #: Everything before the gaps of a row with a 64-char prompt_sha and all timings set.
 _REGULAR = struct.Struct(">hiqii" + "i64s" + "iiii" + "ididid" + "iiiiii")
 
@@ -89,11 +99,19 @@ def _encode_rows(run_id: int, requests: Sequence[RequestResult]) -> bytes:
         itertools.chain.from_iterable(r.itl_ms for r in requests), dtype=np.float64, count=total
     )
     gaps = elements.tobytes()
+    id_counts = [0 if r.output_token_ids is None else len(r.output_token_ids) for r in requests]
+    id_total = sum(id_counts)
+    ids = np.fromiter(
+        itertools.chain.from_iterable(r.output_token_ids or () for r in requests),
+        dtype=_IDS,
+        count=id_total,
+    ).tobytes()
+    id_offset = 0
     out: list[bytes] = []
     add = out.append
     offset = 0
     regular = _REGULAR.pack
-    for r, n in zip(requests, counts, strict=True):
+    for r, n, n_ids in zip(requests, counts, id_counts, strict=True):
         sha = r.prompt_sha
         if (
             n
@@ -136,21 +154,29 @@ def _encode_rows(run_id: int, requests: Sequence[RequestResult]) -> bytes:
             add(gaps[offset : offset + 8 * n])
             offset += 8 * n
             add(_OK_NO_ERROR)
-            continue
-        add(_ROW_HEAD.pack(len(COLUMNS), 8, run_id, 4, r.request_index))
-        add(_text(r.prompt_sha))
-        add(_INT4_PAIR.pack(4, r.input_tokens, 4, r.output_tokens))
-        add(_float8(r.ttft_ms))
-        add(_float8(r.tpot_ms))
-        add(_float8(r.e2e_ms))
-        if n:
-            add(_ARRAY_HEAD.pack(20 + 8 * n, 1, 0, _FLOAT4_OID, n, 1))
-            add(gaps[offset : offset + 8 * n])
-            offset += 8 * n
         else:
-            add(_EMPTY_ARRAY)
-        add(_BOOL_TRUE if r.success else _BOOL_FALSE)
-        add(_NULL if r.error is None else _text(r.error))
+            add(_ROW_HEAD.pack(len(COLUMNS), 8, run_id, 4, r.request_index))
+            add(_text(r.prompt_sha))
+            add(_INT4_PAIR.pack(4, r.input_tokens, 4, r.output_tokens))
+            add(_float8(r.ttft_ms))
+            add(_float8(r.tpot_ms))
+            add(_float8(r.e2e_ms))
+            if n:
+                add(_ARRAY_HEAD.pack(20 + 8 * n, 1, 0, _FLOAT4_OID, n, 1))
+                add(gaps[offset : offset + 8 * n])
+                offset += 8 * n
+            else:
+                add(_EMPTY_ARRAY)
+            add(_BOOL_TRUE if r.success else _BOOL_FALSE)
+            add(_NULL if r.error is None else _text(r.error))
+        add(_NULL if r.output_sha is None else _SHA_LEN + bytes.fromhex(r.output_sha))
+        if r.output_token_ids is None:
+            add(_NULL)
+        else:
+            add(_LEN.pack(4 * n_ids))
+            add(ids[id_offset : id_offset + 4 * n_ids])
+            id_offset += 4 * n_ids
+        add(_NULL if r.output_text is None else _text(r.output_text))
     return b"".join(out)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from bench.core.config import RunConfig, column_values
 from bench.core.hashing import canonical_json, sha256_hex
 from bench.core.metrics import RunMetrics
+from bench.core.records import run_output_digest
 from bench.core.results import STATUSES, CampaignRef, RunResult
 from bench.errors import ConfigError, StoreError
 from bench.store import copyrows
@@ -314,6 +315,13 @@ def _slot(
     return {"campaign_id": campaign_id, "config_id": None, "confirm_of": int(primary)}
 
 
+def _run_digest(result: RunResult) -> bytes | None:
+    """The run's output digest (bench.core.records.run_output_digest), raw."""
+    ordered = sorted(result.requests, key=lambda r: r.request_index)
+    digest = run_output_digest(r.output_sha for r in ordered)
+    return None if digest is None else bytes.fromhex(digest)
+
+
 def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
     n_requests = len(result.requests)
     existing = conn.execute(
@@ -344,10 +352,11 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
         conn.execute(
             sa.text(
                 "INSERT INTO run (run_uid, campaign_id, config_id, confirm_of, environment_id,"
-                " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry)"
+                " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry,"
+                " output_sha)"
                 " VALUES (:run_uid, :campaign_id, :config_id, :confirm_of, :environment_id,"
                 " :status, :error, :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb),"
-                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb))"
+                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb), :output_sha)"
                 " RETURNING id"
             ),
             {
@@ -362,6 +371,7 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
                 "prompt_set": _jsonb(result.prompt_set),
                 "config": _jsonb(result.config.to_dict()),
                 "telemetry": None if result.telemetry is None else _jsonb(result.telemetry),
+                "output_sha": _run_digest(result),
             },
         ).scalar_one()
     )
@@ -383,6 +393,27 @@ def load_result(engine: sa.Engine, result: RunResult) -> int:
     (new attempt, same campaign and config) replaces the older attempt.
     """
     return load(engine, result).run_id
+
+
+def set_agreement(
+    engine: sa.Engine, values: Mapping[int, tuple[float | None, float | None]]
+) -> None:
+    """Store runs' agreement with their reference precision (run id ->
+    (output_prefix_match, output_exact_match); None clears), computed by the
+    gate once a campaign's runs are in (bench.outputs.update_agreement)."""
+    if not values:
+        return
+
+    def work(conn: sa.Connection) -> None:
+        conn.execute(
+            sa.text(
+                "UPDATE run_summary SET output_prefix_match = :prefix,"
+                " output_exact_match = :exact WHERE run_id = :run_id"
+            ),
+            [{"run_id": k, "prefix": p, "exact": e} for k, (p, e) in values.items()],
+        )
+
+    _in_transaction(engine, work)
 
 
 def record_failure(
@@ -431,4 +462,5 @@ __all__ = [
     "load",
     "load_result",
     "record_failure",
+    "set_agreement",
 ]

@@ -6,8 +6,9 @@
 -- param: last int = 60                   earlier successful runs to return at most
 -- columns: run_id, started_at, dag_run_id, is_current, ttft_p50_ms, ttft_p99_ms,
 --   tpot_p50_ms, tpot_p99_ms, itl_p99_ms, e2e_p99_ms, output_tokens_per_s,
---   peak_memory_bytes, energy_j_per_token, campaign_id, environment_id
---   (newest first; the judged run first)
+--   peak_memory_bytes, energy_j_per_token, campaign_id, environment_id,
+--   output_exact_match, output_prefix_match, output_sha
+--   (newest first; the judged run first; output_sha the run's output digest in hex)
 -- index: run_pkey finds the run; run_config_ok_started_idx walks its
 --   configuration's earlier ok runs backwards from it, :last at most.
 -- psql: psql "$DB" -v run_id=42 -v last=60 -f sql/queries/config_history.sql
@@ -20,7 +21,8 @@ SELECT r.id AS run_id,
        r.id = t.id AS is_current,
        s.ttft_p50_ms, s.ttft_p99_ms, s.tpot_p50_ms, s.tpot_p99_ms, s.itl_p99_ms, s.e2e_p99_ms,
        s.output_tokens_per_s, s.peak_memory_bytes::float8 AS peak_memory_bytes, s.energy_j_per_token,
-       r.campaign_id, r.environment_id
+       r.campaign_id, r.environment_id,
+       s.output_exact_match, s.output_prefix_match, encode(r.output_sha, 'hex') AS output_sha
 FROM target t
 CROSS JOIN LATERAL (
     (SELECT * FROM run WHERE id = t.id)

@@ -1,8 +1,9 @@
 -- query: latest_regressions
 -- question: Which runs did the regression detector flag most recently, on which
 --   metric, by how much, and in which Airflow DAG run?
--- param: verdict text = regression       a verdict name (table verdict: regression, suspicious,
---   improvement, host_anomaly, campaign_shift, ...; '' = every verdict)
+-- param: verdict text = regression       a verdict name, or several comma-separated (table
+--   verdict: regression, suspicious, improvement, output_changed, host_anomaly,
+--   campaign_shift, ...; '' = every verdict)
 -- param: campaign text = ''              campaign.dag_run_id ('' = every campaign)
 -- param: model text = ''                 benchmark_config.model ('' = every model)
 -- param: metric text = ''                a run_summary metric column ('' = every metric)
@@ -42,7 +43,7 @@ FROM regression g
 JOIN run r ON r.id = g.run_id
 JOIN benchmark_config bc ON bc.id = r.config_id
 JOIN campaign c ON c.id = r.campaign_id
-WHERE (NULLIF(:'verdict', '') IS NULL OR g.verdict = :'verdict')
+WHERE (NULLIF(:'verdict', '') IS NULL OR g.verdict = ANY(string_to_array(:'verdict', ',')))
   AND (NULLIF(:'campaign', '') IS NULL OR c.dag_run_id = :'campaign')
   AND (NULLIF(:'model', '') IS NULL OR bc.model = :'model')
   AND (NULLIF(:'metric', '') IS NULL OR g.metric = :'metric')

@@ -28,7 +28,7 @@ from bench.backends.openai.sse import SSEDecoder
 from bench.core.config import RunConfig
 from bench.core.metrics import request_result
 from bench.core.prompts import Prompt
-from bench.core.records import RequestRecord, RequestResult
+from bench.core.records import RequestRecord, RequestResult, output_digest
 from bench.errors import ConfigError, ModelLoadError
 from bench.runner import prepare, run_benchmark
 from tests.backends.openai_stub import (
@@ -264,6 +264,12 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(
     expected_out = len(tok("What is the capital of France?", add_special_tokens=False)["input_ids"])
     assert expected_out > 2  # more tokens than chunks: the count is not the chunk count
     assert r.output_tokens == expected_out
+    # what it generated is kept: the streamed text, its ids (re-tokenized), the text's digest
+    assert r.output_text == "What is the capital of France?"
+    assert r.output_token_ids == tuple(
+        tok("What is the capital of France?", add_special_tokens=False)["input_ids"]
+    )
+    assert r.output_sha == output_digest(None, "What is the capital of France?")
     if endpoint == "chat":
         ids = tok.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True
@@ -275,6 +281,7 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(
     # Without a tokenizer, each content chunk counts as one token.
     [r] = results(make_config(stub, options={"endpoint": endpoint}), [prompt])
     assert r.output_tokens == 2 and r.input_tokens == 0
+    assert r.output_text == "What is the capital of France?" and r.output_token_ids is None
 
 
 def test_request_body_and_api_key(

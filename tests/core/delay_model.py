@@ -2,7 +2,10 @@
 
 Prefill sleeps ``prefill_ms``, each decode step ``decode_ms``. Token ids are
 scripted (``first_token + step``) and sequence ``b`` emits EOS at step
-``eos_at[b]`` when given, so EOS handling can be checked exactly. Every
+``eos_at[b]`` when given, so EOS handling can be checked exactly; with
+``varying_at_step`` the token of that step changes from one process to
+the next (a counter in ``counter_file``: outputs that vary run to run with
+nothing else changing, as on a non-deterministic card). Every
 forward records the host times it started and finished: a token exists from
 the end of its forward pass, and generate() hands it to the streamer before
 the next one starts, so tests can check each timestamp against that window.
@@ -45,6 +48,8 @@ class DelayConfig(PretrainedConfig):
         kill_at_step: int | None = None,
         oom_at_step: int | None = None,
         oom_on_load: bool = False,
+        varying_at_step: int | None = None,
+        counter_file: str | None = None,
         max_position_embeddings: int = 4096,
         **kwargs: object,
     ) -> None:
@@ -56,8 +61,18 @@ class DelayConfig(PretrainedConfig):
         self.kill_at_step = kill_at_step  # SIGKILL itself there, like the kernel's OOM killer
         self.oom_at_step = oom_at_step  # raise the allocator's error there, as torch does
         self.oom_on_load = oom_on_load  # ... or when the weights move to the device
+        self.varying_at_step = varying_at_step
+        self.counter_file = counter_file
         self.max_position_embeddings = max_position_embeddings
         super().__init__(**kwargs)
+
+
+def _next_token(counter_file: str) -> int:
+    """100 + how many models were built from this directory before (one per run)."""
+    path = Path(counter_file)
+    n = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(n + 1))
+    return 100 + n
 
 
 class DelayModel(PreTrainedModel, GenerationMixin):
@@ -71,6 +86,7 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         self.forward_ends: list[float] = []
         self._last_ids: torch.Tensor | None = None
         self._step = 0
+        self._varying_token = _next_token(config.counter_file) if config.varying_at_step else 0
         self.post_init()
         self.generation_config.use_cache = False
 
@@ -99,6 +115,8 @@ class DelayModel(PreTrainedModel, GenerationMixin):
         time.sleep((self.config.prefill_ms if prefill else self.config.decode_ms) / 1000)
         logits = torch.zeros(batch, length, self.config.vocab_size)
         token = self.config.first_token + self._step
+        if self._step == self.config.varying_at_step:
+            token = self._varying_token
         logits[:, -1, token] = 10.0
         for b, at in enumerate(self.config.eos_at or []):
             if at is not None and self._step == at:

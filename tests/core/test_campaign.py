@@ -359,3 +359,27 @@ def test_two_configurations_under_one_label_are_an_error_not_a_loss() -> None:
         "t.yaml: models[1]: two configurations share the label llama/fp32/bs1 (they differ "
         "in model); rename a model or make the label tell them apart"
     )
+
+
+def test_reference_precision_defaults_to_the_most_precise_one_run() -> None:
+    assert parse_campaign("t", BASE).reference == "fp32"
+    only_low = {**BASE, "precisions": ["fp16", "bf16"], "models": [{"name": "m"}]}
+    assert parse_campaign("t", only_low).reference == "bf16"  # fp32 > bf16 > fp16 > fp8
+    chosen = parse_campaign("t", {**BASE, "reference_precision": "bf16"})
+    assert chosen.reference == "bf16"
+    # a trigger that selects precisions without fp32: the default follows the selection
+    assert parse_campaign("t", BASE).with_overrides({"precisions": ["bf16"]}).reference == "bf16"
+    with pytest.raises(CampaignError, match=r"^<campaign>: reference_precision: fp16 is not run "
+                       r"by this campaign \(precisions: bf16, fp32\)$"):  # fmt: skip
+        parse_campaign("t", {**BASE, "reference_precision": "fp16"})
+    with pytest.raises(CampaignError, match="reference_precision"):
+        parse_campaign("t", {**BASE, "reference_precision": "fp64"})
+
+
+def test_no_outputs_is_a_campaign_key_outside_the_fingerprint() -> None:
+    kept, dropped = (
+        parse_campaign("t", {**BASE, "no_outputs": v}).configs()[0] for v in (False, True)
+    )
+    assert (kept.no_outputs, dropped.no_outputs) == (False, True)
+    ident = {"prompt_set_sha": "s", "n_requests": 8}
+    assert kept.fingerprint(**ident) == dropped.fingerprint(**ident)

@@ -9,17 +9,25 @@ import pytest
 
 from bench.core.config import RunConfig
 from bench.core.metrics import request_result, summarize
-from bench.core.records import RequestRecord
+from bench.core.records import RequestRecord, output_digest, run_output_digest
 from bench.core.results import CampaignRef, RunResult, read_jsonl, write_jsonl
 from bench.errors import ResultFileError
 
 
-def make_result(status: str = "ok") -> RunResult:
+def make_result(status: str = "ok", *, keep_outputs: bool = True) -> RunResult:
     recs = [
-        RequestRecord(i, f"sha{i}", 5, 3, 0.0, (0.01 * (i + 1), 0.02 * (i + 1), 0.03 * (i + 1)))
+        RequestRecord(
+            i,
+            f"sha{i}",
+            5,
+            3,
+            0.0,
+            (0.01 * (i + 1), 0.02 * (i + 1), 0.03 * (i + 1)),
+            output_token_ids=(7 + i, 8, 2**31 + i),
+        )
         for i in range(3)
     ]
-    requests = tuple(request_result(r) for r in recs)
+    requests = tuple(request_result(r, keep_outputs=keep_outputs) for r in recs)
     now = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc)
     return RunResult(
         run_uid="u1",
@@ -59,3 +67,21 @@ def test_truncated_or_garbled_files_are_rejected(tmp_path: Path) -> None:
 def test_unknown_status_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown run status"):
         make_result(status="meh")
+
+
+def test_outputs_round_trip_and_no_outputs_keeps_only_digests(tmp_path: Path) -> None:
+    kept = read_jsonl(write_jsonl(make_result(), tmp_path / "kept.jsonl"))
+    assert [r.output_token_ids for r in kept.requests] == [(7 + i, 8, 2**31 + i) for i in range(3)]
+    assert [r.output_sha for r in kept.requests] == [
+        output_digest((7 + i, 8, 2**31 + i)) for i in range(3)
+    ]
+    bare = read_jsonl(write_jsonl(make_result(keep_outputs=False), tmp_path / "bare.jsonl"))
+    assert all(r.output_token_ids is None and r.output_text is None for r in bare.requests)
+    assert '"output_token_ids":null' in (tmp_path / "bare.jsonl").read_text()
+    digests = [[r.output_sha for r in res.requests] for res in (kept, bare)]
+    assert digests[0] == digests[1]  # the digests stay: drift is still detected
+    assert run_output_digest(digests[0]) == run_output_digest(digests[1]) is not None
+    # a failed request has no output: its digest is None and counts as zeros in the run's
+    failed = request_result(RequestRecord(0, "s", 5, 0, 0.0, (), success=False, error="boom"))
+    assert failed.output_sha is None
+    assert run_output_digest([None, digests[0][0]]) != run_output_digest([digests[0][0]])

@@ -66,3 +66,20 @@ def test_host_anomaly_and_campaign_shift_are_one_line_each() -> None:
         "- campaign shift (hpu/habana): ttft_p50_ms +6.0%: 12 of 12 hpu/habana configurations "
         "moved together; changed: driver 1.19.1->1.20.0",
     ]
+
+
+def test_changed_outputs_alarm_unless_the_configuration_is_nondeterministic() -> None:
+    change = row(
+        verdict="output_changed", metric="output", change_pct=-25.0, requests_changed=2,
+        requests_compared=8, first_request=2, first_position=4, baseline_run_id=41,
+        nondeterministic=False, changed="model sha256:ab12->sha256:cd34",
+    )  # fmt: skip
+    text = format_message([change], dag_id="d", run_id="r")
+    assert text is not None
+    assert text.splitlines() == [
+        "1 output change(s) in d run r:",
+        "- llama/bf16/bs8: generated tokens changed in 2 of 8 requests (first: request 2 at "
+        "token 4; vs run 41); changed: model sha256:ab12->sha256:cd34",
+    ]
+    flaky = {**change, "nondeterministic": True}
+    assert format_message([flaky], dag_id="d", run_id="r") is None

@@ -14,6 +14,7 @@ def test_public_names_are_pinned() -> None:
             "KEY_METRICS",
             "METRICS",
             "MIN_BASELINE",
+            "OUTPUT_METRICS",
             "AnchorCall",
             "Better",
             "ChangePoint",
@@ -52,3 +53,18 @@ def test_key_metrics_match_the_results_schema() -> None:
         "peak_memory_bytes": "lower",
         "energy_j_per_token": "lower",
     }
+
+
+def test_output_metrics_are_higher_is_better_run_summary_columns() -> None:
+    """Agreement with the reference precision: judged by the gate, a fall is worse."""
+    from bench.core.metrics import RunMetrics
+
+    specs = {m.name: m for m in bench.stats.OUTPUT_METRICS}
+    assert set(specs) == {"output_exact_match", "output_prefix_match"}
+    assert set(specs) <= set(RunMetrics.__dataclass_fields__)
+    for name, spec in specs.items():
+        assert bench.stats.METRICS[name] is spec and spec.better == "higher"
+        assert spec.direction(-0.1) == "worse" and spec.direction(0.1) == "better"
+        # a fraction that falls to 0 is judged, not dropped as "not measured"
+        assert bench.stats.Night(summary={name: 0.0}).value(name) == spec.zero
+    assert not set(specs) & {m.name for m in bench.stats.KEY_METRICS}

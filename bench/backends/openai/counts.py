@@ -8,6 +8,10 @@ token) and ``max_tokens`` (no server exceeds it; :mod:`.tokens` says why
 re-tokenizing miscounts); else one token per content event. Prompt tokens:
 usage, else the tokenizer's count as the server sees the prompt. Runs after
 the streams, so counting never delays a timestamp.
+
+Each record also carries what the request generated: the streamed text
+and, with a tokenizer, its ids (re-tokenized: the digest of an endpoint's
+output is taken over its text, which is exact).
 """
 
 from __future__ import annotations
@@ -49,11 +53,11 @@ def to_records(
     counter: TokenCounter | None,
 ) -> tuple[list[RequestRecord], Tally]:
     """One record per issued request, in request order."""
-    untold = [s for _, s in streams if s.usage_out is None and s.parts]
-    retokenized: dict[int, int] = {}
-    if counter is not None and untold:
-        counts = counter.text_counts(["".join(s.parts) for s in untold])
-        retokenized = {id(s): n for s, n in zip(untold, counts, strict=True)}
+    texts = {id(s): "".join(s.parts) for _, s in streams if s.parts}
+    ids: dict[int, list[int]] = {}
+    if counter is not None and texts:
+        ids = dict(zip(texts, counter.text_ids(list(texts.values())), strict=True))
+    retokenized = {key: len(v) for key, v in ids.items()}
     tally = Tally()
     records = []
     for request, s in sorted(streams, key=lambda pair: pair[0].index):
@@ -89,6 +93,8 @@ def to_records(
                 token_times=tuple(s.token_times),
                 success=error is None,
                 error=error,
+                output_token_ids=tuple(ids[id(s)]) if id(s) in ids else None,
+                output_text=texts.get(id(s)),
             )
         )
     return records, tally

@@ -9,7 +9,8 @@ default the model's) counts what usage does not give:
   builder of token-exact prompts (``--input-tokens N``) must count with this
   same rule, taking the counter from the loaded backend
   (``OpenAIBackend.token_counter``), so that N tokens here are N at the server;
-* **output tokens** by re-tokenizing the streamed text. This is *not* exact:
+* **output tokens** (and the ids a request's output is kept as) by
+  re-tokenizing the streamed text. This is *not* exact:
   byte-level tokens that decode to U+FFFD re-encode as three, merges differ
   across what the model emitted. So :mod:`.counts` keeps a re-tokenized count
   within what the stream proves (at least one token per content event, at most
@@ -79,12 +80,13 @@ class TokenCounter:
             return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)
         return list(tok(prompt.as_text())["input_ids"])
 
-    def text_counts(self, texts: Sequence[str]) -> list[int]:
-        """Tokens in each text, re-tokenized without special tokens."""
+    def text_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, re-tokenized without special tokens (what a
+        streamed output is kept as; not exact, see the module docstring)."""
         if not texts:
             return []
         return [
-            len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+            list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         ]
 
 
