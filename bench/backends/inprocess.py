@@ -16,6 +16,7 @@ Generated ids are read after each generate() call, never inside it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -94,6 +95,18 @@ def _context_of(model_config: Any) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def local_context_length(model_dir: Path) -> int | None:
+    """The context length a local model directory's ``config.json`` states,
+    read without transformers (the plan task checks shapes with it); None
+    when there is no such file or it states none."""
+    try:
+        data = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    values = [data.get(k) for k in _CONTEXT_KEYS] if isinstance(data, dict) else []
+    return next((v for v in values if isinstance(v, int) and v > 0), None)
 
 
 def load_tokenizer(config: RunConfig) -> tuple[str, Any]:
