@@ -22,6 +22,7 @@ counted; a file with none, or that is neither format, is refused in one line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -116,7 +117,7 @@ def _turns(turns: Any) -> Iterator[tuple[str, str]]:
 
 def _first_exchange(turns: Sequence[tuple[str, str]]) -> dict[str, str] | None:
     """The first user turn with text and the reply right after it."""
-    for (role, text), (next_role, reply) in zip(turns, turns[1:], strict=False):
+    for (role, text), (next_role, reply) in itertools.pairwise(turns):
         if role in _USER and text.strip() and next_role in _REPLY and reply.strip():
             return {"prompt": text, "reply": reply}
     return None
