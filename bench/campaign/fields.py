@@ -90,6 +90,8 @@ class Axis:
     #: a BackendSpec attribute giving the default list's one item, when the
     #: field's default depends on the backend (precision: bf16, or unknown)
     backend_default: str | None = None
+    #: trigger-form section (closed at first); "" = the open matrix section
+    section: str = ""
     #: short names an ``exclude`` rule may use for the fields (``input``)
     aliases: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
@@ -274,6 +276,8 @@ SHAPES = Axis(
     unit="tokens",
     model_key="shapes",
     min_items=0,  # omitted: the prompt set as is, max_new_tokens as declared
+    # a JSON editor: beside the output length, not in the open matrix of menus
+    section=CONFIG_FIELD["max_new_tokens"].setting.section,
     cell=lambda item: {"input_tokens": item["input"], "max_new_tokens": item["output"]},
     aliases=MappingProxyType({"input": "input_tokens", "output": "max_new_tokens"}),
 )
