@@ -47,7 +47,9 @@ def log_in(page: Page) -> None:
 
 def click(page: Page, element: str) -> None:
     """A real pointer click at the element's centre (the accordion and the
-    selects react to pointer events, not to ``element.click()``)."""
+    selects react to pointer events, not to ``element.click()``), scrolled
+    into view first: a pointer event outside the viewport hits nothing."""
+    page.evaluate(f"{element}.scrollIntoView({{block: 'center'}})")
     box = page.evaluate(f"{element}.getBoundingClientRect().toJSON()")
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     for kind in ("mousePressed", "mouseReleased"):
