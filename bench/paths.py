@@ -36,3 +36,8 @@ def pgdata_dir() -> Path:
 def quant_dir() -> Path:
     """fp8 measurement statistics, one subfolder per model and software stack."""
     return bench_home() / "quant"
+
+
+def prompt_cache_dir() -> Path:
+    """Token-exact prompt sets, by tokenizer content and shape (bench.core.prompts.exact)."""
+    return bench_home() / "prompt-cache"

@@ -20,12 +20,14 @@ from bench.backends import create_backend, get_spec
 from bench.backends.base import Backend, Progress, Request
 from bench.backends.devices import resolve_device
 from bench.backends.habana.device import apply_habana_env_defaults
-from bench.core.config import RunConfig
+from bench.core.config import RANDOM_PROMPTS, RunConfig
 from bench.core.metrics import dual_windows, request_result, summarize
 from bench.core.prompts import PromptSet, load_prompt_set, plan_requests
+from bench.core.prompts.exact import RANDOM_DEFAULT_COUNT, build_exact
 from bench.core.results import CampaignRef, RunResult
 from bench.environment import capture_environment
-from bench.errors import BenchmarkFailed
+from bench.errors import BenchmarkFailed, ConfigError
+from bench.paths import prompt_cache_dir
 from bench.telemetry import telemetry_sampler
 
 log = logging.getLogger(__name__)
@@ -96,15 +98,21 @@ def one_line(exc: BaseException, limit: int = 2000) -> str:
 
 
 class Plan:
-    """The requests of a run (warmup and measured) and its history key."""
+    """The requests of a run (warmup and measured) and its history key.
 
-    def __init__(self, config: RunConfig, prompt_set: PromptSet) -> None:
+    ``prompt_set``: the prompts requests are made of; for a token-exact run
+    (``input_tokens``) the set built from ``source`` (None: random tokens)."""
+
+    def __init__(
+        self, config: RunConfig, prompt_set: PromptSet, source: PromptSet | None = None
+    ) -> None:
         per_iteration = config.batch_size
         if get_spec(config.backend).load_shape == "stream":
             per_iteration = config.concurrency or 1
         prompts = plan_requests(prompt_set, limit=config.limit, batch_size=config.batch_size)
         self.config = config
         self.prompt_set = prompt_set
+        self.source = source if config.input_tokens is not None else prompt_set
         self.measured = tuple(Request(i, p) for i, p in enumerate(prompts))
         warm = config.warmup * per_iteration
         self.warmup = tuple(Request(-1 - i, prompts[i % len(prompts)]) for i in range(warm))
@@ -113,17 +121,49 @@ class Plan:
         )
 
     def prompt_set_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.prompt_set.name,
             "sha": self.prompt_set.sha,
             "n_prompts": len(self.prompt_set),
             "n_requests": len(self.measured),
         }
+        if self.config.input_tokens is not None:
+            out["input_tokens"] = self.config.input_tokens
+            out["source_sha"] = self.source.sha if self.source is not None else None
+        return out
+
+
+def requests_set(config: RunConfig, source: PromptSet | None) -> PromptSet:
+    """The prompt set a run's requests come from: ``source`` as is, or for
+    ``input_tokens`` the token-exact set built (or read from the cache under
+    ``$BENCH_HOME``) with the backend's own counting rule, before any weights
+    load; a length the model's context cannot hold is refused here."""
+    n_tokens = config.input_tokens
+    if n_tokens is None:
+        assert source is not None  # only random prompts have no source, and they need a length
+        return source
+    rule = getattr(get_spec(config.backend).load_class(), "prompt_rule", None)
+    if rule is None:
+        raise ConfigError(f"backend {config.backend} cannot build token-exact prompts")
+    tokens, context = rule(config)
+    if context is not None and n_tokens + config.max_new_tokens > context:
+        raise ConfigError(
+            f"input_tokens {n_tokens} + max_new_tokens {config.max_new_tokens} exceeds the "
+            f"model's context of {context} tokens (at most {context - config.max_new_tokens} "
+            "input tokens with this output length)"
+        )
+    if source is None:
+        count = config.limit or RANDOM_DEFAULT_COUNT
+    else:  # request i starts at prompt i: more would repeat, and the set is cycled anyway
+        count = min(config.limit or len(source), len(source))
+    return build_exact(
+        tokens, n_tokens, count, source=source, seed=config.seed, cache_dir=prompt_cache_dir()
+    )
 
 
 def prepare(config: RunConfig) -> Plan:
     """Validate everything that can be checked without loading a model."""
-    prompt_set = load_prompt_set(config.prompts)
+    source = None if config.prompts == RANDOM_PROMPTS else load_prompt_set(config.prompts)
     spec = get_spec(config.backend)
     if spec.name == "habana":  # before device detection imports habana_frameworks
         apply_habana_env_defaults(config.options)
@@ -136,7 +176,8 @@ def prepare(config: RunConfig) -> Plan:
         device = resolve_device(device)
     # the stored config says which timing mode was in effect, never "default"
     resolved = config.replace(device=device)
-    return Plan(resolved.replace(timing=resolved.effective_timing), prompt_set)
+    resolved = resolved.replace(timing=resolved.effective_timing)
+    return Plan(resolved, requests_set(resolved, source), source)
 
 
 def run_benchmark(
@@ -164,7 +205,12 @@ def run_benchmark(
     try:
         backend.load()
         if backend.config != plan.config:  # settled by the backend: record what is in effect
-            plan = Plan(backend.config, plan.prompt_set)
+            settled = backend.config
+            built = plan.prompt_set
+            if settled.input_tokens is not None:  # e.g. the endpoint, hence the counting rule
+                built = requests_set(settled, plan.source)
+            plan = Plan(settled, built, plan.source)
+            observer.planned(plan)
         backend.check(plan.measured + plan.warmup)
         environment = capture_environment(plan.config.device, backend.info())
         return _measure(

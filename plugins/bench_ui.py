@@ -162,14 +162,16 @@ def create_app() -> "FastAPI":
         model: str | None = None,
         metric: str | None = None,
         last: str | None = None,
+        shape: str | None = None,
     ) -> HTMLResponse:
         engine = reader_engine()
         models = browse.list_models(engine)
-        view = browse.parse_view(models, model, metric, last)
+        view = browse.parse_view(models, model, metric, last, shape)
         series = browse.trend(engine, view)
         body = templates.get_template("benchmarks.html").render(
             view=view,
             models=models,
+            shapes=browse.list_shapes(engine, view.model),
             metrics=RUN_METRICS,
             max_last=browse.MAX_LAST,
             figure=script_json(browse.figure(view, series).to_json()) if series else None,
@@ -194,15 +196,19 @@ def create_app() -> "FastAPI":
 
     @app.get("/api/series")
     def api_series(
-        model: str | None = None, metric: str | None = None, last: str | None = None
+        model: str | None = None,
+        metric: str | None = None,
+        last: str | None = None,
+        shape: str | None = None,
     ) -> dict[str, Any]:
         engine = reader_engine()
-        view = browse.parse_view(browse.list_models(engine), model, metric, last)
+        view = browse.parse_view(browse.list_models(engine), model, metric, last, shape)
         series = browse.trend(engine, view)
         return {
             "model": view.model,
             "metric": view.metric,
             "last": view.last,
+            "shape": view.shape,
             "series": browse.series_json(view, series),
         }
 

@@ -16,6 +16,7 @@ Generated ids are read after each generate() call, never inside it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from bench.backends.options import COMMON_OPTIONS, OptionSpec
 from bench.backends.revision import model_revision
 from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, batched
+from bench.core.prompts.exact import PromptTokens
 from bench.core.records import RequestRecord
 from bench.errors import ConfigError, DeviceError, ModelLoadError
 
@@ -85,6 +87,49 @@ def _gated_hint(exc: BaseException) -> str:
         " (gated model and no Hugging Face token: set HF_TOKEN, or the Airflow connection"
         ' bench_hf, or stage the weights: docs/gaudi.md "Model weights")'
     )
+
+
+def _context_of(model_config: Any) -> int | None:
+    for key in _CONTEXT_KEYS:
+        value = getattr(model_config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def local_context_length(model_dir: Path) -> int | None:
+    """The context length a local model directory's ``config.json`` states,
+    read without transformers (the plan task checks shapes with it); None
+    when there is no such file or it states none."""
+    try:
+        data = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    values = [data.get(k) for k in _CONTEXT_KEYS] if isinstance(data, dict) else []
+    return next((v for v in values if isinstance(v, int) and v > 0), None)
+
+
+def load_tokenizer(config: RunConfig) -> tuple[str, Any]:
+    """The model's tokenizer, left-padding, and where the weights load from."""
+    path = config.load_path
+    if looks_local(path) and not Path(path).expanduser().is_dir():
+        raise ModelLoadError(f"model directory {path} does not exist")
+    path = str(Path(path).expanduser()) if looks_local(path) else path
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, trust_remote_code=config.trust_remote_code, padding_side="left"
+        )
+    except Exception as exc:
+        raise load_error(path, exc) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if config.options.get("chat_template", False) and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"option chat_template is set but the tokenizer of {path} has no chat template"
+        )
+    return path, tokenizer
 
 
 class InProcessBackend:
@@ -150,25 +195,26 @@ class InProcessBackend:
 
     def _load_tokenizer(self) -> str:
         """The tokenizer, left-padding; returns where the weights load from."""
-        path = self.config.load_path
-        if looks_local(path) and not Path(path).expanduser().is_dir():
-            raise ModelLoadError(f"model directory {path} does not exist")
-        path = str(Path(path).expanduser()) if looks_local(path) else path
-        from transformers import AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, trust_remote_code=self.config.trust_remote_code, padding_side="left"
-            )
-        except Exception as exc:
-            raise load_error(path, exc) from None
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        if self._templated and not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(
-                f"option chat_template is set but the tokenizer of {path} has no chat template"
-            )
+        path, self.tokenizer = load_tokenizer(self.config)
         return path
+
+    @classmethod
+    def prompt_rule(cls, config: RunConfig) -> tuple[PromptTokens, int | None]:
+        """How this backend's model counts a prompt (its tokenizer, the chat
+        template when the option is on) and its context length, read without
+        loading weights: token-exact prompts are planned before the model loads."""
+        path, tokenizer = load_tokenizer(config)
+        context: int | None = None
+        try:
+            from transformers import AutoConfig
+
+            model_config = AutoConfig.from_pretrained(
+                path, trust_remote_code=config.trust_remote_code
+            )
+            context = _context_of(model_config)
+        except Exception as exc:  # the model load reports it properly, with its hint
+            raise load_error(path, exc) from None
+        return PromptTokens(tokenizer, bool(config.options.get("chat_template", False))), context
 
     def _generation_config(self) -> Any:
         import copy
@@ -208,22 +254,32 @@ class InProcessBackend:
         return prompt.as_text()
 
     def context_length(self) -> int | None:
-        for key in _CONTEXT_KEYS:
-            value = getattr(self.model.config, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
+        return _context_of(self.model.config)
 
     def check(self, requests: Sequence[Request]) -> None:
-        """Render every prompt once and check prompt + max_new_tokens fits."""
+        """Render every prompt once and check prompt + max_new_tokens fits;
+        token-exact prompts (``input_tokens``) must count exactly that here,
+        where the model reads them, or the run would record a shape it did
+        not measure (and a batch would hold padding)."""
         for request in requests:
             sha = request.prompt.sha
             if sha not in self._texts:
                 self._texts[sha] = self.render(request.prompt)
-        longest = max(
-            len(self.tokenizer(text, add_special_tokens=not self._templated)["input_ids"])
-            for text in self._texts.values()
-        )
+        lengths = [
+            len(ids)
+            for ids in self.tokenizer(
+                list(self._texts.values()), add_special_tokens=not self._templated
+            )["input_ids"]
+        ]
+        wanted = self.config.input_tokens
+        if wanted is not None and set(lengths) != {wanted}:
+            off = sorted(set(lengths) - {wanted})
+            raise ConfigError(
+                f"input_tokens {wanted}: {len([n for n in lengths if n != wanted])} prompts "
+                f"count {off[:3]} tokens for this model's tokenizer (a prompt set built for "
+                "another tokenizer or chat template rule?)"
+            )
+        longest = max(lengths)
         context = self.context_length()
         if context is not None and longest + self.config.max_new_tokens > context:
             raise ConfigError(

@@ -90,6 +90,10 @@ class Axis:
     #: a BackendSpec attribute giving the default list's one item, when the
     #: field's default depends on the backend (precision: bf16, or unknown)
     backend_default: str | None = None
+    #: trigger-form section (closed at first); "" = the open matrix section
+    section: str = ""
+    #: short names an ``exclude`` rule may use for the fields (``input``)
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
     def default_for(self, spec: Any) -> tuple[Any, ...]:
         """The list a campaign of backend ``spec`` gets when it leaves the axis out."""
@@ -274,10 +278,38 @@ AIRFLOW: tuple[Field, ...] = (
 
 _CONFIG_FIELDS, _AXES, _CONFIG_MODEL_FIELDS = _from_config()
 
+#: Workload shapes: the input/output pairs published tables are quoted by.
+SHAPES = Axis(
+    key="shapes",
+    item=Value(
+        dict,
+        record={
+            # the RunConfig fields' own bounds
+            "input": dataclasses.replace(
+                CONFIG_FIELD["input_tokens"].setting.value, optional=False
+            ),
+            "output": CONFIG_FIELD["max_new_tokens"].setting.value,
+        },
+    ),
+    default=(),
+    help="workload shapes: exact prompt tokens (chat template and BOS included) and output "
+    "tokens per request, e.g. {input: 128, output: 128}; each multiplies the matrix and "
+    "replaces max_new_tokens",
+    title="Shapes",
+    fields=("input_tokens", "max_new_tokens"),
+    unit="tokens",
+    model_key="shapes",
+    min_items=0,  # omitted: the prompt set as is, max_new_tokens as declared
+    # a JSON editor: beside the output length, not in the open matrix of menus
+    section=CONFIG_FIELD["max_new_tokens"].setting.section,
+    cell=lambda item: {"input_tokens": item["input"], "max_new_tokens": item["output"]},
+    aliases=MappingProxyType({"input": "input_tokens", "output": "max_new_tokens"}),
+)
+
 #: Every top-level key with a single value, in documentation order.
 FIELDS: tuple[Field, ...] = (*ABOUT, *_CONFIG_FIELDS, *AIRFLOW)
 #: Every matrix axis, in expansion order (after ``models``).
-AXES: tuple[Axis, ...] = tuple(_AXES)
+AXES: tuple[Axis, ...] = (*_AXES, SHAPES)
 #: Every key of a ``models:`` entry besides ``name`` and the axes' model keys.
 MODEL_FIELDS: tuple[ModelField, ...] = (
     *_CONFIG_MODEL_FIELDS,
@@ -315,6 +347,12 @@ def axis(key: str) -> Axis | None:
 def matrix_keys() -> tuple[str, ...]:
     """Keys a matrix point has: what ``exclude`` rules and error messages name."""
     return ("model", *dict.fromkeys(f for a in AXES for f in a.fields))
+
+
+def key_aliases() -> Mapping[str, str]:
+    """Short names of matrix keys an ``exclude`` rule may use (``input`` for
+    ``input_tokens``)."""
+    return {alias: name for a in AXES for alias, name in a.aliases.items()}
 
 
 def top_keys() -> frozenset[str]:

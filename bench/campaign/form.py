@@ -58,12 +58,16 @@ def trigger_form(campaign: Campaign) -> dict[str, dict[str, Any]]:
     then the trigger-settable fields by section; defaults from the file."""
     form: dict[str, dict[str, Any]] = {CAMPAIGN: _about(campaign), "models": _models(campaign)}
     for axis in campaign.axes():
-        form[axis.key] = _axis(campaign, axis)
+        if not axis.section:
+            form[axis.key] = _axis(campaign, axis)
     scalars = [f for f in table.FIELDS if f.trigger and applies(f.load_shape, campaign.spec)]
     for section in dict.fromkeys(f.section for f in scalars):
         for f in scalars:
             if f.section == section:
                 form[f.name] = _scalar(campaign, f)
+        for axis in campaign.axes():  # an axis edited as JSON waits in its closed section
+            if axis.section == section:
+                form[axis.key] = {**_axis(campaign, axis), "section": section}
         if section == MODEL and (trusted := _trusted(campaign)):
             form[TRUST] = _trust(trusted)
     return form

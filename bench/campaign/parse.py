@@ -135,11 +135,12 @@ def _exclude(raw: Any, where: str) -> tuple[Mapping[str, Any], ...]:
         return ()
     if not isinstance(raw, list):
         raise fail(where, "exclude", f"expected list, got {raw!r}")
+    aliases = table.key_aliases()
+    keys = (*table.matrix_keys(), *aliases)
     for i, rule in enumerate(raw):
-        keys = table.matrix_keys()
         if not isinstance(rule, dict) or not rule or set(rule) - set(keys):
             raise fail(where, f"exclude[{i}]", f"expected a mapping of {', '.join(keys)}")
-    return tuple(MappingProxyType(dict(rule)) for rule in raw)
+    return tuple(MappingProxyType({aliases.get(k, k): v for k, v in rule.items()}) for rule in raw)
 
 
 def _unknown_keys(data: Mapping[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:

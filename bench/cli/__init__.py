@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "bench.cli.compare",
     "bench.cli.changepoints",
     "bench.cli.report",
+    "bench.cli.prompts",
     "bench.cli.tiny",
     "bench.cli.fp8",
 )

@@ -20,6 +20,7 @@ _FLAGS = {
     "slo_ttft_p99_ms": "slo_ttft_p99_ms",
     "since": "since",
     "until": "until",
+    "shape": "shape",
 }
 
 
@@ -74,6 +75,12 @@ def register(sub: Any) -> None:
         "--since", metavar="TIME", help="request_percentiles: window start (ISO date/time)"
     )
     p.add_argument("--until", metavar="TIME", help="request_percentiles: window end, exclusive")
+    p.add_argument(
+        "--shape",
+        metavar="inN-outM",
+        help="one workload shape, as labels end (in128-out128; out128 for a configuration "
+        "that used its prompt set as is)",
+    )
     p.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default table)"
     )

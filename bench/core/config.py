@@ -38,6 +38,9 @@ TIMING_MODES: tuple[str, ...] = ("stream", "events", "dual")
 #: Devices with timing events (``torch.cuda.Event``, ``habana_frameworks.torch.hpu.Event``).
 EVENT_DEVICES: tuple[str, ...] = ("cuda", "hpu")
 
+#: The prompt set name of seeded random token prompts (``bench.core.prompts.exact``).
+RANDOM_PROMPTS = "random"
+
 #: Sections: ``bench run --help`` groups and trigger-form sections.
 MODEL, LOAD, SLO = "Model and device", "Load", "Goodput SLOs"
 
@@ -83,6 +86,14 @@ class RunConfig:
         "output tokens per request (exactly this many unless stop at EOS is on)",
         default=128, title="Output tokens per request", section=LOAD, unit="tokens",
         column=True, campaign="max_new_tokens",
+    )
+    input_tokens: int | None = setting(
+        Value(int, minimum=1, maximum=1_048_576, optional=True),
+        "prompt tokens per request, exact for the model's tokenizer as the model sees them "
+        "(chat template and BOS included), built from the prompt set's text "
+        "(or random tokens: prompts random)",
+        default=None, title="Input tokens per request", section=LOAD, unit="tokens",
+        unset="the prompt set as is", column=True, legacy=None,
     )
     device: str = setting(
         Value(str, choices=DEVICES),
@@ -207,6 +218,11 @@ class RunConfig:
                 f"timing events needs device timing events ({'/'.join(EVENT_DEVICES)}); "
                 f"{self.device} has none: use timing stream or dual"
             )
+        if self.prompts == RANDOM_PROMPTS and self.input_tokens is None:
+            raise ConfigError(
+                f"prompts {RANDOM_PROMPTS} needs input_tokens (--input-tokens N): random "
+                "prompts have no length of their own"
+            )
         if self.precision == "fp8" and self.device in ("cpu", "cuda"):
             raise ConfigError(
                 f"precision fp8 is supported on hpu only (Intel Neural Compressor), not on {self.device}"
@@ -251,7 +267,8 @@ class RunConfig:
 
     @property
     def label(self) -> str:
-        """Short readable name, e.g. ``llama-2-7b/bf16/bs8`` (Airflow map index)."""
+        """Short readable name, e.g. ``llama-2-7b/bf16/bs8`` or
+        ``llama-2-7b/bf16/bs8/in128-out128`` (Airflow map index)."""
         name = self.model.rstrip("/").rsplit("/", 1)[-1]
         if self.concurrency is not None:
             shape = f"c{self.concurrency}"
@@ -260,7 +277,14 @@ class RunConfig:
         else:
             shape = f"bs{self.batch_size}"
         tp = f"/tp{self.world_size}" if self.world_size > 1 else ""
-        return f"{name}/{self.precision}/{shape}{tp}"
+        return f"{name}/{self.precision}/{shape}{tp}{self.shape_label}"
+
+    @property
+    def shape_label(self) -> str:
+        """``/in128-out128`` for a token-exact input length, else empty."""
+        if self.input_tokens is None:
+            return ""
+        return f"/in{self.input_tokens}-out{self.max_new_tokens}"
 
     def identity(self, *, prompt_set_sha: str, n_requests: int) -> dict[str, Any]:
         """Everything that must match for two runs to be comparable.

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.campaign import Campaign, load_campaign
-from bench.core.config import RunConfig
+from bench.core.config import RANDOM_PROMPTS, RunConfig
 from bench.core.prompts import load_prompt_set
 from bench.core.results import CampaignRef
 from bench.errors import BenchError, ConfigError, DeviceError
@@ -121,11 +121,11 @@ def plan(
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
     _check_thresholds(effective)
-    load_prompt_set(effective.prompts)  # exists and parses; the children build the requests
-    items = [
-        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size}
-        for c in effective.configs()
-    ]
+    if effective.prompts != RANDOM_PROMPTS:  # exists and parses; the children build the requests
+        load_prompt_set(effective.prompts)
+    configs = effective.configs()
+    _check_shapes(configs)
+    items = [{"label": c.label, "config": c.to_dict(), "world_size": c.world_size} for c in configs]
     from bench.store.migrate import upgrade
     from bench.store.writer import ensure_campaign
 
@@ -147,6 +147,27 @@ def plan(
     for item in items:
         log(f"  {item['label']}")
     return items
+
+
+def _check_shapes(configs: list[RunConfig]) -> None:
+    """A shape the model's context cannot hold fails the plan, naming the
+    configuration, when this worker sees the model's ``config.json`` (a
+    local directory); otherwise its child refuses it before loading weights."""
+    from bench.backends.inprocess import local_context_length
+
+    contexts: dict[str, int | None] = {}
+    for config in configs:
+        if config.input_tokens is None:
+            continue
+        path = config.load_path
+        if path not in contexts:
+            contexts[path] = local_context_length(Path(path).expanduser())
+        context = contexts[path]
+        if context is not None and config.input_tokens + config.max_new_tokens > context:
+            raise ConfigError(
+                f"{config.label}: input {config.input_tokens} + output {config.max_new_tokens} "
+                f"tokens exceed the context of {config.model} ({context} tokens)"
+            )
 
 
 # -- benchmark -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ named queries.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,38 @@ class View:
     model: str | None  # None: the DB holds no model yet
     metric: str
     last: int
+    #: one workload shape (``in128-out128``); None: every configuration
+    shape: str | None = None
+
+
+#: A workload shape as labels end in it (``.../bs8/in128-out128``, then
+#: perhaps ``@target``) and as the ``shape`` parameter names it.
+_SHAPE = re.compile(r"in\d+-out\d+")
+_LABEL_SHAPE = re.compile(r"/(in\d+-out\d+)(?=@|$)")
+
+
+def shape_of(label: str) -> str | None:
+    """The shape a configuration label ends in; None for a configuration
+    that used its prompt set as is."""
+    found = _LABEL_SHAPE.search(label)
+    return found.group(1) if found else None
+
+
+def parse_shape(shape: str | None) -> str | None:
+    if not shape:
+        return None
+    if not _SHAPE.fullmatch(shape):
+        raise ConfigError(f"shape {shown(shape)}: expected inN-outM, e.g. in128-out128")
+    return shape
+
+
+def list_shapes(engine: sa.Engine, model: str | None) -> list[str]:
+    """The shapes the model's configurations were measured at (the page's filter)."""
+    if model is None:
+        return []
+    found = {r["shape"] for r in run_query(engine, "latest_per_config", model=model)}
+    shapes = [s for s in found if _SHAPE.fullmatch(s or "")]
+    return sorted(shapes, key=lambda s: tuple(int(n) for n in re.findall(r"\d+", s)))
 
 
 def shown(value: str) -> str:
@@ -112,25 +145,33 @@ def list_models(engine: sa.Engine) -> list[dict[str, Any]]:
 
 
 def parse_view(
-    models: Sequence[dict[str, Any]], model: str | None, metric: str | None, last: str | None
+    models: Sequence[dict[str, Any]],
+    model: str | None,
+    metric: str | None,
+    last: str | None,
+    shape: str | None = None,
 ) -> View:
     """Check the parameters against the metrics and the DB's models. No model
     given: the one that ran most recently."""
     chosen = parse_model(models, model)
-    metric, n = parse_metric(metric), parse_last(last)
+    metric, n, shape = parse_metric(metric), parse_last(last), parse_shape(shape)
     if chosen or not models:
-        return View(chosen, metric, n)
+        return View(chosen, metric, n, shape)
     ran = [m for m in models if m["last_started_at"] is not None]
     newest = max(ran, key=lambda m: m["last_started_at"]) if ran else models[0]
-    return View(str(newest["model"]), metric, n)
+    return View(str(newest["model"]), metric, n, shape)
 
 
 def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
-    """Each configuration of the view's model: its newest ``last`` ok runs with
-    the verdicts and change points on the view's metric (the report's reader)."""
+    """Each configuration of the view's model (of the view's shape, when it
+    names one): its newest ``last`` ok runs with the verdicts and change
+    points on the view's metric (the report's reader)."""
     if view.model is None:
         return []
-    return model_series(engine, view.model, [view.metric], last=view.last)
+    series = model_series(engine, view.model, [view.metric], last=view.last)
+    if view.shape is None:
+        return series
+    return [s for s in series if shape_of(s.config) == view.shape]
 
 
 def figure(view: View, series: Sequence[ConfigSeries]) -> go.Figure:

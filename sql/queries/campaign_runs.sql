@@ -2,7 +2,7 @@
 -- question: What happened to every configuration of one campaign: its status,
 --   error and headline numbers (the table the DAG's report task prints)?
 -- param: campaign text                   campaign.dag_run_id
--- columns: label, model, precision, batch_size, concurrency, status, error,
+-- columns: label, model, precision, batch_size, concurrency, shape, status, error,
 --   run_id, started_at, finished_at, n_requests, n_failed, ttft_p50_ms,
 --   ttft_p99_ms, tpot_p50_ms, itl_p99_ms, e2e_p99_ms, output_tokens_per_s,
 --   goodput_fraction, peak_memory_bytes, energy_j_per_token, regressions
@@ -15,6 +15,7 @@ SELECT bc.label,
        bc.precision,
        bc.batch_size,
        bc.concurrency,
+       shape_label(bc.input_tokens, bc.max_new_tokens) AS shape,
        r.status,
        r.error,
        r.id AS run_id,
@@ -37,4 +38,5 @@ JOIN run r ON r.campaign_id = c.id
 JOIN benchmark_config bc ON bc.id = r.config_id
 LEFT JOIN run_summary s ON s.run_id = r.id
 WHERE c.dag_run_id = :'campaign'
-ORDER BY bc.model, bc.precision, bc.batch_size, bc.concurrency, bc.label;
+ORDER BY bc.model, bc.input_tokens NULLS FIRST, bc.max_new_tokens, bc.precision, bc.batch_size,
+         bc.concurrency, bc.label;

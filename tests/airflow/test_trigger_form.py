@@ -154,6 +154,7 @@ def test_the_trigger_form_reads_without_the_docs(db_url: str, tmp_path: Path) ->
             "Seed",
             "Stop at EOS",
             "Timing mode",
+            "Shapes",
         ]
         assert "1 to 32768 tokens" in load["Output tokens per request"]["help"]
         assert "0 to 100 iterations" in load["Warmup iterations"]["help"]

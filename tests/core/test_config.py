@@ -103,6 +103,27 @@ def test_label_names_model_precision_and_load_point() -> None:
     )
 
 
+def test_label_ends_in_the_shape_when_the_input_length_is_exact() -> None:
+    config = RunConfig(model="m", precision="bf16", batch_size=8, max_new_tokens=2048)
+    assert config.label == "m/bf16/bs8"
+    assert config.replace(input_tokens=128).label == "m/bf16/bs8/in128-out2048"
+
+
+def test_input_tokens_enters_the_fingerprint_only_when_set() -> None:
+    base = RunConfig(model="m", device="cpu")
+    assert "input_tokens" not in base.identity(**ID)
+    fps = {base.replace(input_tokens=n).fingerprint(**ID) for n in (128, 2048)}
+    assert len(fps) == 2 and base.fingerprint(**ID) not in fps
+
+
+def test_random_prompts_need_an_input_length() -> None:
+    with pytest.raises(ConfigError, match="prompts random needs input_tokens"):
+        RunConfig(model="m", prompts="random")
+    assert RunConfig(model="m", prompts="random", input_tokens=64).input_tokens == 64
+    with pytest.raises(ConfigError, match="input_tokens"):
+        RunConfig(model="m", input_tokens=0)
+
+
 def test_operational_backend_options_stay_out_of_the_fingerprint() -> None:
     endpoint = RunConfig(
         model="m",
@@ -192,8 +213,8 @@ def test_every_field_is_declared_with_help_title_and_section() -> None:
         assert meta.help and meta.title and meta.section in (MODEL, LOAD, SLO), f.name
         assert meta.help[0].islower() and not meta.help.endswith("."), f.name
     fingerprinted = {f.name for f in FIELDS if f.setting.fingerprint}
-    # (timing away from its legacy value, so that it is in the identity too)
-    identity = BASE.replace(timing="dual").identity(**ID)
+    # (timing and input_tokens away from their legacy values, so that they are in it too)
+    identity = BASE.replace(timing="dual", input_tokens=128).identity(**ID)
     assert fingerprinted == set(identity) - {"prompt_set_sha", "n_requests"}
 
 

@@ -200,7 +200,7 @@ def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> 
             "campaign_vs_baseline",
             {"campaign": f.nightly(9).dag_run_id, "metric": "ttft_p50_ms", "last": "3"},
         ),
-        ("best_batch_size", {"slo_ttft_p99_ms": "30", "model": ""}),
+        ("best_batch_size", {"slo_ttft_p99_ms": "30", "model": "", "shape": ""}),
         ("latest_per_config", {"model": "m"}),
     ],
 )

@@ -54,6 +54,7 @@ from bench.backends.openai.stream import Stream, StreamReader
 from bench.backends.openai.tokens import TokenCounter, load_tokenizer
 from bench.backends.options import OptionSpec
 from bench.core.config import RunConfig
+from bench.core.prompts.exact import PromptTokens
 from bench.core.records import RequestRecord
 from bench.errors import ConfigError, ModelLoadError
 
@@ -92,6 +93,25 @@ class OpenAIBackend:
         self._prompt_tokens: dict[str, int] = {}
         #: (version, model revision) from the server's version endpoint, when it has one.
         self._server_version: tuple[str | None, str | None] = (None, None)
+
+    @classmethod
+    def prompt_rule(cls, config: RunConfig) -> tuple[PromptTokens, int | None]:
+        """How the server counts a prompt, for token-exact prompts: the
+        tokenizer (``--tokenizer``, default the model's) under the endpoint's
+        rule (chat: the template; completions: the text with BOS). Before the
+        probe an ``auto`` endpoint is taken as its first candidate; the runner
+        plans again with the endpoint the probe settled. The context is the
+        tokenizer's ``model_max_length`` when it states a real one."""
+        tokenizer = load_tokenizer(config)
+        if tokenizer is None:
+            raise ConfigError(
+                "input_tokens needs the model's tokenizer to count prompt tokens as the server "
+                "does: --tokenizer DIR (or --option tokenizer=DIR)"
+            )
+        endpoint = candidates(str(option(config, "endpoint")))[0]
+        limit = getattr(tokenizer, "model_max_length", None)
+        context = limit if isinstance(limit, int) and 0 < limit < 10_000_000 else None
+        return PromptTokens(tokenizer, endpoint.templated), context
 
     def load(self) -> None:
         """Open the HTTP session on a private event loop, probe the endpoint

@@ -7,6 +7,7 @@ and the config fingerprint changes when the set's content does, not its path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -23,14 +24,19 @@ _ROLES = ("system", "user", "assistant")
 
 @dataclass(frozen=True)
 class Prompt:
-    """One input: either plain ``text`` or chat ``messages`` (role/content dicts)."""
+    """One input: either plain ``text`` or chat ``messages`` (role/content dicts),
+    and for a dataset set (``bench prompts import``) the reference ``reply``
+    whose token length ``--output-lengths dataset`` uses."""
 
     text: str | None = None
     messages: tuple[Mapping[str, str], ...] | None = None
+    reply: str | None = None
 
     @cached_property
     def sha(self) -> str:
         content: Any = self.text if self.messages is None else [dict(m) for m in self.messages]
+        if self.reply is not None:  # a set without replies keeps the shas it always had
+            content = {"prompt": content, "reply": self.reply}
         return sha256_hex(canonical_json(content))
 
     def as_messages(self) -> list[dict[str, str]]:
@@ -66,7 +72,7 @@ def search_dirs() -> list[Path]:
     if env := os.environ.get("BENCH_PROMPTS_DIR"):
         dirs.append(Path(env))
     dirs.append(Path.cwd() / "prompts")
-    dirs.append(Path(__file__).resolve().parent.parent / "prompts")
+    dirs.append(Path(__file__).resolve().parents[2] / "prompts")
     return dirs
 
 
@@ -123,6 +129,14 @@ def _parse_jsonl(raw: str, path: Path) -> list[Prompt]:
 
 
 def _prompt_from_object(obj: dict[str, Any], where: str) -> Prompt:
+    reply = obj.get("reply")
+    if reply is not None and not isinstance(reply, str):
+        raise PromptError(f"{where}: 'reply' must be a string")
+    prompt = _input_from_object(obj, where)
+    return prompt if reply is None else dataclasses.replace(prompt, reply=reply)
+
+
+def _input_from_object(obj: dict[str, Any], where: str) -> Prompt:
     system = obj.get("system")
     if system is not None and not isinstance(system, str):
         raise PromptError(f"{where}: 'system' must be a string")
