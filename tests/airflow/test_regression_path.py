@@ -149,7 +149,9 @@ def test_injected_ttft_slowdown_becomes_a_regression_and_a_notification(  # type
         ).one()
     verdict, change, detail = verdicts[(slow.run_id, "ttft_p50_ms")]
     gate = [line for line in slow.log.splitlines() if "ttft_p50_ms" in line or "judged" in line]
-    assert verdict == "regression" and 6 < change < 14, gate  # confirmed on the first night
+    # confirmed on the first night; TTFT carries fixed costs beside the 10% slower
+    # prefill, and they grow on a loaded machine: the change seen is 6-10%, >4% under load
+    assert verdict == "regression" and 4 < change < 14, gate
     assert detail["confirm_run_id"] is not None and confirm_config is None
     assert not any(k[0] == first.run_id for k in verdicts)  # the real first night was not worse
     # 16 nights of history, the confirm run is none of them
