@@ -162,15 +162,18 @@ def create_app() -> "FastAPI":
         model: str | None = None,
         metric: str | None = None,
         last: str | None = None,
+        device_model: str | None = None,
     ) -> HTMLResponse:
         engine = reader_engine()
         models = browse.list_models(engine)
-        view = browse.parse_view(models, model, metric, last)
+        devices = browse.list_device_models(engine)
+        view = browse.parse_view(models, model, metric, last, device_model, devices)
         series = browse.trend(engine, view)
         body = templates.get_template("benchmarks.html").render(
             view=view,
             models=models,
             metrics=RUN_METRICS,
+            device_models=sorted({str(d["device_model"]) for d in devices}),
             max_last=browse.MAX_LAST,
             figure=script_json(browse.figure(view, series).to_json()) if series else None,
             first_nights=browse.first_night_rows(view, series),
@@ -194,15 +197,22 @@ def create_app() -> "FastAPI":
 
     @app.get("/api/series")
     def api_series(
-        model: str | None = None, metric: str | None = None, last: str | None = None
+        model: str | None = None,
+        metric: str | None = None,
+        last: str | None = None,
+        device_model: str | None = None,
     ) -> dict[str, Any]:
         engine = reader_engine()
-        view = browse.parse_view(browse.list_models(engine), model, metric, last)
+        devices = browse.list_device_models(engine)
+        view = browse.parse_view(
+            browse.list_models(engine), model, metric, last, device_model, devices
+        )
         series = browse.trend(engine, view)
         return {
             "model": view.model,
             "metric": view.metric,
             "last": view.last,
+            "device_model": view.device_model,
             "series": browse.series_json(view, series),
         }
 

@@ -56,6 +56,7 @@ class View:
     model: str | None  # None: the DB holds no model yet
     metric: str
     last: int
+    device_model: str = ""  # '': every device model, each its own series
 
 
 def shown(value: str) -> str:
@@ -108,17 +109,43 @@ def list_models(engine: sa.Engine) -> list[dict[str, Any]]:
 
 
 def parse_view(
-    models: Sequence[dict[str, Any]], model: str | None, metric: str | None, last: str | None
+    models: Sequence[dict[str, Any]],
+    model: str | None,
+    metric: str | None,
+    last: str | None,
+    device_model: str | None = None,
+    device_models: Sequence[dict[str, Any]] = (),
 ) -> View:
-    """Check the parameters against the metrics and the DB's models. No model
-    given: the one that ran most recently."""
+    """Check the parameters against the metrics and the DB's models (and the
+    device models it holds: ``device_models`` rows). No model given: the one
+    that ran most recently."""
     chosen = parse_model(models, model)
     metric, n = parse_metric(metric), parse_last(last)
+    device = parse_device_model(device_models, device_model)
     if chosen or not models:
-        return View(chosen, metric, n)
+        return View(chosen, metric, n, device)
     ran = [m for m in models if m["last_started_at"] is not None]
     newest = max(ran, key=lambda m: m["last_started_at"]) if ran else models[0]
-    return View(str(newest["model"]), metric, n)
+    return View(str(newest["model"]), metric, n, device)
+
+
+def list_device_models(engine: sa.Engine) -> list[dict[str, Any]]:
+    """The device models the DB's histories ran on (``device_models``), one row per
+    model x device model x cards."""
+    return run_query(engine, "device_models")
+
+
+def parse_device_model(device_models: Sequence[dict[str, Any]], device_model: str | None) -> str:
+    """A device model the DB holds (``''`` or None: every one); ConfigError naming the choices."""
+    if not device_model:
+        return ""
+    names = sorted({str(d["device_model"]) for d in device_models})
+    if device_model not in names:
+        raise ConfigError(
+            f"unknown device model {shown(device_model)}; device models with results: "
+            f"{', '.join(names) or 'none yet'}"
+        )
+    return device_model
 
 
 def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
@@ -126,7 +153,9 @@ def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
     the verdicts and change points on the view's metric (the report's reader)."""
     if view.model is None:
         return []
-    return model_series(engine, view.model, [view.metric], last=view.last)
+    return model_series(
+        engine, view.model, [view.metric], last=view.last, device_model=view.device_model
+    )
 
 
 def figure(view: View, series: Sequence[ConfigSeries]) -> go.Figure:
@@ -205,6 +234,8 @@ def series_json(view: View, series: Sequence[ConfigSeries]) -> list[dict[str, An
             {
                 "label": s.config,
                 "fingerprint": s.fingerprint,
+                "device_model": s.device_model,
+                "cards": s.cards,
                 "slos": dict(s.slos),
                 "points": points,
             }

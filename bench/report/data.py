@@ -54,6 +54,10 @@ class ConfigSeries:
     runs: Sequence[str] = ()
     run_ids: Sequence[int] = ()
     slos: Mapping[str, float] = field(default_factory=dict)
+    #: the device model and card count of this history (README "What makes two
+    #: runs comparable"): one configuration on two device models is two series
+    device_model: str = ""
+    cards: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nights", tuple(self.nights))
