@@ -31,7 +31,7 @@ from bench.campaign import Campaign, load_campaign
 from bench.core.config import RunConfig
 from bench.core.prompts import load_prompt_set
 from bench.core.results import CampaignRef
-from bench.errors import BenchError, ConfigError, DeviceError
+from bench.errors import BenchError, CampaignError, ConfigError, DeviceError
 from bench.orchestration.cards import cards_for, lock_dir_for
 from bench.orchestration.child import (
     KEY_METRICS,
@@ -84,6 +84,19 @@ def _check_thresholds(campaign: Campaign) -> None:
         raise CampaignError(f"{campaign.source}: {exc}") from None
 
 
+def _check_targets(base: Campaign, effective: Campaign) -> None:
+    """A trigger may pick some of the campaign's targets, not invent one: the
+    DAG has a task (queue, pool) per target of the file, fixed when it parsed."""
+    known = list(base.targets)
+    for target in effective.targets:
+        if target not in known:
+            raise CampaignError(
+                f"{base.source}: target {target['name']!r} as given is not one of the "
+                f"campaign's targets ({', '.join(t['name'] for t in known) or 'none'}); a "
+                "trigger may choose among them, a new one needs the campaign file"
+            )
+
+
 def plan(
     campaign_file: Path,
     params: Mapping[str, Any],
@@ -95,17 +108,18 @@ def plan(
     """Validate the trigger values, expand the matrix, create the campaign row.
 
     Returns one JSON-able item per configuration (label, config, world
-    size); raises BenchError (with a message naming the bad value) before
+    size, target: the DAG routes it to that target's queue and pool); raises BenchError (with a message naming the bad value) before
     anything is benchmarked. The prompts and fingerprint of a configuration
     are built by its benchmark child, on the worker that has the model.
     """
     base = load_campaign(campaign_file)
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
+    _check_targets(base, effective)
     _check_thresholds(effective)
     load_prompt_set(effective.prompts)  # exists and parses; the children build the requests
     items = [
-        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size}
+        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size, "target": c.target}
         for c in effective.configs()
     ]
     from bench.store.migrate import upgrade

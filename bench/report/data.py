@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from bench.report.changes import VerdictNote
+    from bench.report.targets import TargetRow
 
 from bench.stats.types import Verdict
 
@@ -130,7 +131,10 @@ class ReportData:
     notes: Sequence[str] = field(default=())
     #: The campaign's verdicts with what changed (bench.report.changes).
     verdicts: Sequence[VerdictNote] = ()
+    #: Its configurations on each of its targets (bench.report.targets); empty
+    #: for a campaign with fewer than two targets.
+    targets: Sequence[TargetRow] = ()
 
     def __post_init__(self) -> None:
-        for name in ("series", "table", "samples", "pareto", "notes", "verdicts"):
+        for name in ("series", "table", "samples", "pareto", "notes", "verdicts", "targets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))

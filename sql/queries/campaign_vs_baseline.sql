@@ -7,14 +7,15 @@
 -- param: last int = 7                    earlier runs of the same configuration in the median
 -- columns: model, label, fingerprint, device_model, cards, target, run_id, status, error, started_at, current,
 --   previous, previous_change_pct, baseline_median, n_baseline, median_change_pct
---   (failed/oom/timeout runs are listed with a NULL current value)
+--   (failed/oom/timeout runs are listed with a NULL current value; the label
+--   ends in @<target> for a campaign with targets)
 -- index: campaign_dag_run_id_key finds the campaign; run_campaign_config_key its
 --   runs; run_config_ok_started_idx the :last earlier ok runs of each config
 --   (one scan each, inside config_baseline(), migration 009).
 -- psql: psql "$DB" -v campaign=scheduled__2025-01-02T02:00:00+00:00 -v metric=ttft_p50_ms \
 --   -v last=7 -f sql/queries/campaign_vs_baseline.sql
 SELECT bc.model,
-       bc.label,
+       bc.label || CASE WHEN r.target <> '' THEN '@' || r.target ELSE '' END AS label,
        bc.fingerprint,
        r.device_model,
        r.cards,

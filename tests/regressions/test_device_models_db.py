@@ -103,3 +103,65 @@ def test_trend_queries_keep_device_models_apart(db_url: str) -> None:
         ("HL-225", 8, 1),
         ("HL-325L", 8, 1),
     ]
+
+
+def load_two_targets(engine: sa.Engine, nights: int = 3) -> list[CampaignRef]:
+    """A fleet campaign: bs1 and bs2 on a Gaudi2 target and a Gaudi3 target
+    (Gaudi3 40% faster), ``nights`` nights."""
+    upgrade(engine)
+    rng = np.random.default_rng(5)
+    refs = []
+    for night in range(nights):
+        ref = CampaignRef(dag_run_id=f"scheduled__fleet{night}", dag_id="llm_bench_fleet")
+        for target, model in (("gaudi2", "HL-225"), ("gaudi3", "HL-325L")):
+            for bs in (1, 2):
+                load_result(
+                    engine,
+                    result(
+                        config(batch_size=bs, target=target, device_model=model),
+                        reqs=requests(night_ttfts(rng, LEVELS[model])),
+                        started_at=T0 + timedelta(days=night, minutes=bs),
+                        campaign=ref,
+                        env=node(model),
+                    ),
+                )
+        refs.append(ref)
+    return refs
+
+
+def test_bench_compare_puts_two_targets_of_one_campaign_side_by_side(db_url: str) -> None:
+    from tests.regressions.test_attribution_db import bench
+
+    refs = load_two_targets(get_engine(db_url), nights=1)
+    proc = bench(
+        "compare", refs[0].dag_run_id, "--a", "target=gaudi2", "--b", "target=gaudi3",
+        "--format", "csv",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    verdicts = {line.split(",")[0]: line.split(",")[8] for line in lines[1:]}
+    assert verdicts == {"tiny/fp32/bs1": "faster", "tiny/fp32/bs2": "faster"}
+
+
+def test_the_report_shows_targets_side_by_side_and_one_history_each(db_url: str) -> None:
+    from bench.report.campaign import build_report_data
+    from bench.report.page import render_html
+
+    engine = get_engine(db_url)
+    refs = load_two_targets(engine)
+    for ref in refs:
+        assert flagged(detect_campaign(engine, ref.dag_run_id)) == []
+    data = build_report_data(engine, refs[-1].dag_run_id)
+    assert [(r.config, sorted(r.devices.values())) for r in data.targets] == [
+        ("tiny/fp32/bs1", ["HL-225", "HL-325L"]),
+        ("tiny/fp32/bs2", ["HL-225", "HL-325L"]),
+    ]
+    assert {s.config for s in data.series} == {
+        f"tiny/fp32/bs{bs} on {model} x8" for bs in (1, 2) for model in LEVELS
+    }
+    assert all(len(s.nights) == 3 for s in data.series)
+    assert {row.config for row in data.table} == {
+        f"tiny/fp32/bs{bs}@{t}" for bs in (1, 2) for t in ("gaudi2", "gaudi3")
+    }
+    page = render_html(data)
+    assert '<section id="targets"' in page and "ttft_p50_ms @gaudi3" in page
