@@ -1,8 +1,9 @@
 """The nightly gate on stored runs: the database feeds ``bench.stats``, verdicts go back.
 
 For each successful run of a campaign and each key metric, the baseline is
-the last K successful runs of the same configuration (fingerprint, hence
-same device class) after the last change point of that metric's series.
+the last K successful runs of the same history (configuration fingerprint,
+device model, cards: migration 014) after the last change point of that
+metric's series; a campaign-wide shift is looked for per device model.
 The campaign's runs are judged together (:func:`bench.stats.campaign.judge_campaign`):
 the campaign's common shift is taken out of every configuration, a
 campaign-wide shift becomes one ``campaign_shift`` verdict and a bad host
@@ -240,7 +241,7 @@ def _inputs(store: _Store, dag_run_id: str, k: int) -> list[_Input]:
         subject = Subject(
             key=int(run["run_id"]),
             label=str(run["label"]),
-            group=f"{run['device']}/{run['backend']}",
+            group=f"{run['device']}/{run['device_model']}/{run['backend']}",
             host=run["host"],
             current=store.night(int(run["run_id"]), current),
             history=[store.night(int(r["run_id"]), r) for r in history],
@@ -501,6 +502,7 @@ def confirm_candidates(
                 "fingerprint": run["fingerprint"],
                 "prompt_set": dict(run["prompt_set"]),
                 "world_size": int(run["world_size"]),
+                "target": run["target"] or None,
                 "role": "confirm",
                 "confirms_run_id": int(run["run_id"]),
             }

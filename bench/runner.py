@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bench.backends import create_backend, get_spec
 from bench.backends.base import Backend, Progress, Request
-from bench.backends.devices import resolve_device
+from bench.backends.devices import check_device_model, resolve_device
 from bench.backends.habana.device import apply_habana_env_defaults
 from bench.core.config import RANDOM_PROMPTS, RunConfig
 from bench.core.metrics import dual_windows, request_result, summarize
@@ -198,6 +198,8 @@ def run_benchmark(
     observer.phase("plan")
     plan = prepare(config)
     observer.planned(plan)
+    if get_spec(plan.config.backend).load_shape != "stream":  # an endpoint's hardware is remote
+        check_device_model(plan.config.device, plan.config.device_model, plan.config.target)
     run_uid = uuid.uuid4().hex
     campaign = campaign or CampaignRef(dag_run_id=f"cli__{run_uid}", trigger="cli")
     observer.phase("load")

@@ -13,7 +13,9 @@ Each task's log is the user's view: what the task bodies in
 ``bench.orchestration.tasks`` log lands there (``plugins/bench_task.py``).
 Configurations that need several cards get a mapped task of their own
 (``benchmark_tp8``, fed by ``select_tp8``): pool slots are fixed per task,
-not per map index. The trigger form's fields come from
+not per map index. For the same reason a campaign with ``targets:`` gets one
+mapped task per target (``benchmark_gaudi3``, on that target's queue and
+pool), each configuration once per target, labelled ``.../bs8@gaudi3``. The trigger form's fields come from
 ``Campaign.trigger_form()`` (bench/campaign/form.py: the campaign's
 description first, the matrix open, bounds and units in each field); the
 DAG's doc is the campaign's description and its one-line description the
@@ -53,6 +55,19 @@ DB_RETRIES: dict[str, Any] = {
 def build_dag(c: Campaign, source: Path) -> DAG:
     timeout_s = c.timeout_minutes * 60
     world_sizes = sorted({m.world_size for m in c.models})
+    # (task id suffix, world size, target name, queue, pool): one mapped task each
+    targets = c.targets or ({"name": None, "queue": None, "pool": None},)
+    lanes = [
+        (
+            (f"_tp{ws}" if ws > 1 else "") + (f"_{t['name']}" if t["name"] else ""),
+            ws,
+            t["name"],
+            t["queue"] or c.queue,
+            t["pool"] or c.pool,
+        )
+        for t in targets
+        for ws in world_sizes
+    ]
 
     with DAG(
         dag_id=c.dag_id,
@@ -88,24 +103,29 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             except BenchError as exc:  # a user error: one line, no traceback
                 fail(f"plan: error: {exc}", Exit.BAD_INPUT)
 
-        def items_for(world_size: int, planned: Any, prefix: str = "select") -> Any:
+        def items_for(lane: tuple[Any, ...], planned: Any, prefix: str = "select") -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
-            if len(world_sizes) == 1:
+            suffix, world_size, target = lane[:3]
+            if len(lanes) == 1:
                 return planned
 
-            @task(task_id=f"{prefix}_tp{world_size}")
+            @task(task_id=f"{prefix}{suffix}")
             def select(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-                return [i for i in items if i["world_size"] == world_size]
+                return [
+                    i for i in items if i["world_size"] == world_size and i.get("target") == target
+                ]
 
             return select(planned)
 
-        def benchmark_task(world_size: int, name: str = "benchmark") -> Any:
+        def benchmark_task(lane: tuple[Any, ...], name: str = "benchmark") -> Any:
+            suffix, world_size, _, queue, pool = lane
+
             @task(
-                task_id=name if world_size == 1 else f"{name}_tp{world_size}",
+                task_id=f"{name}{suffix}",
                 map_index_template="{{ task.op_kwargs['item']['label'] }}",
-                pool=c.pool,
+                pool=pool,
                 pool_slots=world_size,
-                queue=c.queue,
+                queue=queue,
                 retries=c.retries,
                 retry_delay=timedelta(seconds=30),
                 execution_timeout=timedelta(seconds=timeout_s + TIMEOUT_MARGIN_S),
@@ -215,11 +235,11 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             fail(why, Exit.FAILED)
 
         planned = plan()
-        benchmarks = [benchmark_task(ws).expand(item=items_for(ws, planned)) for ws in world_sizes]
+        benchmarks = [benchmark_task(ln).expand(item=items_for(ln, planned)) for ln in lanes]
         suspected = suspects()
         confirms = [
-            benchmark_task(ws, "confirm").expand(item=items_for(ws, suspected, "confirm_select"))
-            for ws in world_sizes
+            benchmark_task(ln, "confirm").expand(item=items_for(ln, suspected, "confirm_select"))
+            for ln in lanes
         ]
         finished = report()
         benchmarks >> suspected

@@ -163,16 +163,21 @@ def create_app() -> "FastAPI":
         metric: str | None = None,
         last: str | None = None,
         shape: str | None = None,
+        device_model: str | None = None,
     ) -> HTMLResponse:
         engine = reader_engine()
         models = browse.list_models(engine)
-        view = browse.parse_view(models, model, metric, last, shape)
+        devices = browse.list_device_models(engine)
+        view = browse.parse_view(
+            models, model, metric, last, shape, device_model=device_model, device_models=devices
+        )
         series = browse.trend(engine, view)
         body = templates.get_template("benchmarks.html").render(
             view=view,
             models=models,
             shapes=browse.list_shapes(engine, view.model),
             metrics=RUN_METRICS,
+            device_models=sorted({str(d["device_model"]) for d in devices}),
             max_last=browse.MAX_LAST,
             figure=script_json(browse.figure(view, series).to_json()) if series else None,
             first_nights=browse.first_night_rows(view, series),
@@ -200,15 +205,21 @@ def create_app() -> "FastAPI":
         metric: str | None = None,
         last: str | None = None,
         shape: str | None = None,
+        device_model: str | None = None,
     ) -> dict[str, Any]:
         engine = reader_engine()
-        view = browse.parse_view(browse.list_models(engine), model, metric, last, shape)
+        devices = browse.list_device_models(engine)
+        view = browse.parse_view(
+            browse.list_models(engine), model, metric, last, shape,
+            device_model=device_model, device_models=devices,
+        )  # fmt: skip
         series = browse.trend(engine, view)
         return {
             "model": view.model,
             "metric": view.metric,
             "last": view.last,
             "shape": view.shape,
+            "device_model": view.device_model,
             "series": browse.series_json(view, series),
         }
 

@@ -214,3 +214,20 @@ def test_results_db_init_script_creates_the_database(pg_server: Any) -> None:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
             conn.execute(sa.text(f'DROP ROLE IF EXISTS "{user}"'))
         admin.dispose()
+
+
+def test_one_worker_service_per_node_pool(compose: dict[str, Any]) -> None:
+    """Fleets (issue 14): a campaign's targets route to per-pool queues; each
+    pool has a worker service of its own (the Gaudi ones set up like the hpu
+    worker), plus the default queue for the light campaign tasks."""
+    svc = services(compose)
+    for pool in ("gaudi2", "gaudi3"):
+        worker = svc[f"airflow-worker-{pool}"]
+        assert worker["profiles"] == [pool]
+        assert worker_queues(worker) == [pool, "default"]
+        assert worker["runtime"] == "habana" and "HABANA_VISIBLE_DEVICES" in worker["environment"]
+        assert (
+            worker["environment"]["BENCH_HOME"]
+            == svc["airflow-worker-hpu"]["environment"]["BENCH_HOME"]
+        )
+    assert worker_queues(svc["airflow-worker-cpu"]) == ["default"]

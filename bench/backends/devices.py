@@ -52,6 +52,41 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
+def device_model(device: str) -> str | None:
+    """The model of this node's ``device``, as its run's environment will
+    record it (``device_name``, hence ``run.device_model``): the CPU model,
+    the CUDA device name, the Gaudi bridge's name. Read without a model."""
+    if device == "cpu":
+        return cpu_name()
+    if device == "cuda":
+        import torch
+
+        return str(torch.cuda.get_device_name())
+    if device == "hpu":
+        import habana_frameworks.torch.hpu as hthpu
+
+        return str(hthpu.get_device_name())
+    return None
+
+
+def check_device_model(device: str, expected: str | None, target: str | None = None) -> None:
+    """Refuse a node whose device model is not the one its campaign target
+    expects (case-insensitive part of the name: ``H100`` matches ``NVIDIA H100
+    80GB HBM3``): a task a queue sent to the wrong pool fails in one line
+    before the model loads, instead of adding a night to another model's history."""
+    if expected is None:
+        return
+    found = device_model(device)
+    if found is None or expected.casefold() not in found.casefold():
+        import socket
+
+        where = f"target {target}" if target else "this configuration"
+        raise DeviceError(
+            f"{where} expects device model {expected!r}, but {socket.gethostname()} has "
+            f"{device} {found!r}: check which workers listen on the target's queue"
+        )
+
+
 def reset_host_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM) so the measured window's peak
     excludes model loading. Linux only; returns False where unsupported."""

@@ -306,10 +306,39 @@ SHAPES = Axis(
     aliases=MappingProxyType({"input": "input_tokens", "output": "max_new_tokens"}),
 )
 
+#: The node pools a campaign runs on (README "Campaigns across node pools"):
+#: each configuration once per target, its task routed to the target's Celery
+#: queue and Airflow pool (the campaign's ``queue``/``pool`` where it leaves
+#: them out), its label ending in ``@<name>``. Last, so ``exclude`` rules and
+#: labels read model x precision x batch x ... x target.
+TARGETS = Axis(
+    key="targets",
+    item=Value(
+        dict,
+        record={
+            "name": Value(str, non_empty=True),
+            "queue": Value(str, optional=True, non_empty=True),
+            "device": Value(str, optional=True, choices=("cpu", "cuda", "hpu")),
+            "pool": Value(str, optional=True, non_empty=True),
+            "device_model": Value(str, optional=True, non_empty=True),
+        },
+    ),
+    default=(),
+    min_items=0,  # none: the campaign's queue, pool and device, one implicit target
+    help="node pools to run every configuration on: {name, queue, device, pool, device_model}; "
+    "a task checks its node's device model against device_model before the model loads",
+    title="Targets",
+    fields=("target", "device", "device_model"),
+    cell=lambda t: (
+        {"target": t["name"], "device_model": t["device_model"]}
+        | ({"device": t["device"]} if t["device"] else {})
+    ),
+)
+
 #: Every top-level key with a single value, in documentation order.
 FIELDS: tuple[Field, ...] = (*ABOUT, *_CONFIG_FIELDS, *AIRFLOW)
 #: Every matrix axis, in expansion order (after ``models``).
-AXES: tuple[Axis, ...] = (*_AXES, SHAPES)
+AXES: tuple[Axis, ...] = (*_AXES, SHAPES, TARGETS)
 #: Every key of a ``models:`` entry besides ``name`` and the axes' model keys.
 MODEL_FIELDS: tuple[ModelField, ...] = (
     *_CONFIG_MODEL_FIELDS,

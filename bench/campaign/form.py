@@ -58,6 +58,8 @@ def trigger_form(campaign: Campaign) -> dict[str, dict[str, Any]]:
     then the trigger-settable fields by section; defaults from the file."""
     form: dict[str, dict[str, Any]] = {CAMPAIGN: _about(campaign), "models": _models(campaign)}
     for axis in campaign.axes():
+        if axis is table.TARGETS and not campaign.targets:
+            continue  # the DAG has one task per target of the file: none to choose among
         if not axis.section:
             form[axis.key] = _axis(campaign, axis)
     scalars = [f for f in table.FIELDS if f.trigger and applies(f.load_shape, campaign.spec)]

@@ -26,6 +26,7 @@ from bench.core.config import RunConfig
 from bench.errors import CampaignError, ConfigError
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class _Values:
@@ -233,7 +234,17 @@ class Campaign(_Values):
             ) from None
 
     def check(self, where: str, *, after: str = "") -> Campaign:
-        """Self, once every configuration is valid and the matrix is not empty."""
+        """Self, once every configuration is valid, the targets are named for
+        task ids and labels, and the matrix is not empty."""
+        names = [t["name"] for t in self.lists.get("targets", ())]
+        for i, name in enumerate(names):
+            if not _TARGET_NAME.fullmatch(name):
+                raise CampaignError(
+                    f"{where}: targets[{i}]: name {name!r}: letters, digits, '_', '-' and '.' "
+                    "only (it names a task and ends each label)"
+                )
+            if name in names[:i]:
+                raise CampaignError(f"{where}: targets[{i}]: name {name!r} is used twice")
         configs, reasons = self.expand()
         if not configs:
             raise CampaignError(

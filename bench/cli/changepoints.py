@@ -45,21 +45,24 @@ def cmd_changepoints(args: argparse.Namespace) -> int:
     bind_params(
         "metric_series", model=args.model, metric=args.metric, last=args.last
     )  # validate first
-    series: dict[str, list[dict[str, Any]]] = {}
+    series: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}  # one per history
     for row in run_query(
         get_engine(), "metric_series", model=args.model, metric=args.metric, last=args.last
     ):
-        series.setdefault(row["label"], []).append(row)
+        key = (row["label"], row["fingerprint"], row["device_model"], row["cards"])
+        series.setdefault(key, []).append(row)
     from bench.regressions import better_direction
 
     better = better_direction(args.metric)
     out = []
-    for label, rows in series.items():
+    for (label, _, device_model, cards), rows in series.items():
         for cp in find_changepoints([r["value"] for r in rows], better, min_effect=args.min_effect):
             night = rows[cp.index]
             out.append(
                 {
                     "label": label,
+                    "device_model": device_model,
+                    "cards": cards,
                     "first_night": night["started_at"],
                     "run_id": night["run_id"],
                     "dag_run_id": night["dag_run_id"],

@@ -1,7 +1,9 @@
 """``bench compare A B``: is B faster than A, configuration by configuration?
 
 A and B are two campaigns (dag_run_ids), or two environment selections over
-a window (``--a image=stack-1.21 --b image=stack-1.22 --since 30d``). For
+a window (``--a image=stack-1.21 --b image=stack-1.22 --since 30d``), or two
+selections within one campaign (``bench compare C --a target=gaudi2 --b
+target=gaudi3``: the targets of a fleet campaign side by side). For
 every configuration both sides ran: the metric for A and B, the change, its
 95% bootstrap interval, the Mann-Whitney p value, a verdict, and what
 differs between the two sides' environments. The database feeds
@@ -44,7 +46,13 @@ def register(sub: Any) -> None:
         help="side A: runs whose environment has KEY=VALUE, e.g. image=stack-1.21, "
         "driver_version=1.19.1, packages.torch=2.6.0",
     )
-    sel.add_argument("--b", dest="select_b", metavar="KEY=VALUE", help="side B, likewise")
+    sel.add_argument(
+        "--b",
+        dest="select_b",
+        metavar="KEY=VALUE",
+        help="side B, likewise; with one campaign A and both selections, two parts of that "
+        "campaign: --a target=gaudi2 --b target=gaudi3",
+    )
     sel.add_argument(
         "--since",
         default="30d",
@@ -96,12 +104,13 @@ def _sides(args: argparse.Namespace) -> dict[str, str]:
             raise ConfigError(f"--{flag[-1]}: expected KEY=VALUE, got {value!r}")
     a = {"campaign_a": args.a or "", "select_a": args.select_a or ""}
     b = {"campaign_b": args.b or "", "select_b": args.select_b or ""}
+    if args.a and not args.b and args.select_a and args.select_b:
+        b["campaign_b"] = args.a  # one campaign, two selections: its targets (or hosts) apart
     for name, side in (("A", a), ("B", b)):
-        given = [v for v in side.values() if v]
-        if len(given) != 1:
+        if not any(side.values()):
             raise ConfigError(
-                f"side {name}: give a campaign (positional {name}) or --{name.lower()} KEY=VALUE, "
-                "exactly one"
+                f"side {name}: give a campaign (positional {name}), --{name.lower()} KEY=VALUE, "
+                "or both"
             )
     return {**a, **b}
 

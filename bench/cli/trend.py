@@ -17,6 +17,7 @@ _FLAGS = {
     "last": "last",
     "campaign": "campaign",
     "fingerprint": "fingerprint",
+    "device_model": "device_model",
     "slo_ttft_p99_ms": "slo_ttft_p99_ms",
     "since": "since",
     "until": "until",
@@ -68,6 +69,12 @@ def register(sub: Any) -> None:
         help="the campaign (Airflow dag_run_id; cli__<run_uid> for bench run)",
     )
     p.add_argument("--fingerprint", help="one configuration only")
+    p.add_argument(
+        "--device-model",
+        metavar="MODEL",
+        help="metric_series: one device model only (HL-325L, the CUDA device name, the CPU "
+        "model; the device_model column)",
+    )
     p.add_argument(
         "--slo-ttft-p99-ms", type=float, metavar="MS", help="best_batch_size: the TTFT p99 SLO"
     )

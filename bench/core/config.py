@@ -108,6 +108,19 @@ class RunConfig:
         default="hf", title="Backend", section=MODEL, column=True, campaign="backend",
         trigger=False,
     )
+    target: str | None = setting(
+        Value(str, optional=True, non_empty=True),
+        "the campaign target (node pool) this run is routed to; ends the label in "
+        "@<target>, not part of the fingerprint (the run stores its device model instead)",
+        default=None, title="Target", section=MODEL, fingerprint=False, trigger=False,
+    )
+    device_model: str | None = setting(
+        Value(str, optional=True, non_empty=True),
+        "the device model this run must find (hl-smi's HL-325L, the CUDA device name, the "
+        "CPU model); a node of another model fails before the model loads",
+        default=None, title="Device model", section=MODEL, unset="any", fingerprint=False,
+        trigger=False,
+    )
     warmup: int = setting(
         Value(int, minimum=0, maximum=100),
         "unmeasured iterations (batches) before measuring; graph compilation on HPU",
@@ -277,7 +290,8 @@ class RunConfig:
         else:
             shape = f"bs{self.batch_size}"
         tp = f"/tp{self.world_size}" if self.world_size > 1 else ""
-        return f"{name}/{self.precision}/{shape}{tp}{self.shape_label}"
+        at = f"@{self.target}" if self.target else ""
+        return f"{name}/{self.precision}/{shape}{tp}{self.shape_label}{at}"
 
     @property
     def shape_label(self) -> str:

@@ -31,7 +31,7 @@ from bench.campaign import Campaign, load_campaign
 from bench.core.config import RANDOM_PROMPTS, RunConfig
 from bench.core.prompts import load_prompt_set
 from bench.core.results import CampaignRef
-from bench.errors import BenchError, ConfigError, DeviceError
+from bench.errors import BenchError, CampaignError, ConfigError, DeviceError
 from bench.orchestration.cards import cards_for, lock_dir_for
 from bench.orchestration.child import (
     KEY_METRICS,
@@ -102,6 +102,19 @@ def _check_thresholds(campaign: Campaign) -> None:
         raise CampaignError(f"{campaign.source}: {exc}") from None
 
 
+def _check_targets(base: Campaign, effective: Campaign) -> None:
+    """A trigger may pick some of the campaign's targets, not invent one: the
+    DAG has a task (queue, pool) per target of the file, fixed when it parsed."""
+    known = list(base.targets)
+    for target in effective.targets:
+        if target not in known:
+            raise CampaignError(
+                f"{base.source}: target {target['name']!r} as given is not one of the "
+                f"campaign's targets ({', '.join(t['name'] for t in known) or 'none'}); a "
+                "trigger may choose among them, a new one needs the campaign file"
+            )
+
+
 def plan(
     campaign_file: Path,
     params: Mapping[str, Any],
@@ -113,19 +126,23 @@ def plan(
     """Validate the trigger values, expand the matrix, create the campaign row.
 
     Returns one JSON-able item per configuration (label, config, world
-    size); raises BenchError (with a message naming the bad value) before
+    size, target: the DAG routes it to that target's queue and pool); raises BenchError (with a message naming the bad value) before
     anything is benchmarked. The prompts and fingerprint of a configuration
     are built by its benchmark child, on the worker that has the model.
     """
     base = load_campaign(campaign_file)
     overrides = changed_params(base, params)
     effective = base.with_overrides(overrides) if overrides else base
+    _check_targets(base, effective)
     _check_thresholds(effective)
     if effective.prompts != RANDOM_PROMPTS:  # exists and parses; the children build the requests
         load_prompt_set(effective.prompts)
     configs = effective.configs()
     _check_shapes(configs)
-    items = [{"label": c.label, "config": c.to_dict(), "world_size": c.world_size} for c in configs]
+    items = [
+        {"label": c.label, "config": c.to_dict(), "world_size": c.world_size, "target": c.target}
+        for c in configs
+    ]
     from bench.store.migrate import upgrade
     from bench.store.writer import ensure_campaign
 

@@ -59,6 +59,7 @@ class View:
     last: int
     #: one workload shape (``in128-out128``); None: every configuration
     shape: str | None = None
+    device_model: str = ""  # '': every device model, each its own series
 
 
 #: A workload shape as labels end in it (``.../bs8/in128-out128``, then
@@ -150,16 +151,39 @@ def parse_view(
     metric: str | None,
     last: str | None,
     shape: str | None = None,
+    device_model: str | None = None,
+    device_models: Sequence[dict[str, Any]] = (),
 ) -> View:
-    """Check the parameters against the metrics and the DB's models. No model
-    given: the one that ran most recently."""
+    """Check the parameters against the metrics and the DB's models (and the
+    device models it holds: ``device_models`` rows). No model given: the one
+    that ran most recently."""
     chosen = parse_model(models, model)
     metric, n, shape = parse_metric(metric), parse_last(last), parse_shape(shape)
+    device = parse_device_model(device_models, device_model)
     if chosen or not models:
-        return View(chosen, metric, n, shape)
+        return View(chosen, metric, n, shape, device)
     ran = [m for m in models if m["last_started_at"] is not None]
     newest = max(ran, key=lambda m: m["last_started_at"]) if ran else models[0]
-    return View(str(newest["model"]), metric, n, shape)
+    return View(str(newest["model"]), metric, n, shape, device)
+
+
+def list_device_models(engine: sa.Engine) -> list[dict[str, Any]]:
+    """The device models the DB's histories ran on (``device_models``), one row per
+    model x device model x cards."""
+    return run_query(engine, "device_models")
+
+
+def parse_device_model(device_models: Sequence[dict[str, Any]], device_model: str | None) -> str:
+    """A device model the DB holds (``''`` or None: every one); ConfigError naming the choices."""
+    if not device_model:
+        return ""
+    names = sorted({str(d["device_model"]) for d in device_models})
+    if device_model not in names:
+        raise ConfigError(
+            f"unknown device model {shown(device_model)}; device models with results: "
+            f"{', '.join(names) or 'none yet'}"
+        )
+    return device_model
 
 
 def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
@@ -168,7 +192,9 @@ def trend(engine: sa.Engine, view: View) -> list[ConfigSeries]:
     points on the view's metric (the report's reader)."""
     if view.model is None:
         return []
-    series = model_series(engine, view.model, [view.metric], last=view.last)
+    series = model_series(
+        engine, view.model, [view.metric], last=view.last, device_model=view.device_model
+    )
     if view.shape is None:
         return series
     return [s for s in series if shape_of(s.config) == view.shape]
@@ -250,6 +276,8 @@ def series_json(view: View, series: Sequence[ConfigSeries]) -> list[dict[str, An
             {
                 "label": s.config,
                 "fingerprint": s.fingerprint,
+                "device_model": s.device_model,
+                "cards": s.cards,
                 "slos": dict(s.slos),
                 "points": points,
             }

@@ -29,6 +29,7 @@ from bench.report import (
     render_report,
 )
 from bench.report.outputs import AgreementRow, DriftNote, InvarianceRow, OutputsData
+from bench.report.targets import target_rows
 from bench.report.trends import model_series
 from bench.stats import DEFAULT_K, KEY_METRICS
 from bench.store.queries import run_query
@@ -157,12 +158,12 @@ def build_report_data(
             f"campaign {campaign!r} has no runs" + (f" of model {model!r}" if model else "")
         )
     models = sorted({str(r["model"]) for r in runs})
-    labels = {str(r["label"]) for r in runs}
+    histories = {(r["fingerprint"], r["device_model"]) for r in runs}
     series = [
         s
         for m in models
         for s in model_series(engine, m, TREND_METRICS, last=last)
-        if s.config in labels
+        if (s.fingerprint, s.device_model) in histories
     ]
     return ReportData(
         title=title or f"LLM benchmark report: {', '.join(models)}",
@@ -174,6 +175,7 @@ def build_report_data(
         pareto=[p for m in models for p in _pareto(engine, m)],
         verdicts=_verdicts(engine, campaign, {str(r["run_id"]) for r in runs}),
         outputs=_outputs(engine, campaign, {int(r["run_id"]) for r in runs}),
+        targets=target_rows(runs),
         notes=[f"{sum(r['status'] != 'ok' for r in runs)} configuration(s) did not finish: "
                + ", ".join(f"{r['label']} ({r['status']})" for r in runs if r["status"] != "ok")]
         if any(r["status"] != "ok" for r in runs) else [],

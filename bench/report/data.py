@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from bench.report.changes import VerdictNote
     from bench.report.outputs import OutputsData
+    from bench.report.targets import TargetRow
 
 from bench.stats.types import Verdict
 
@@ -55,6 +56,10 @@ class ConfigSeries:
     runs: Sequence[str] = ()
     run_ids: Sequence[int] = ()
     slos: Mapping[str, float] = field(default_factory=dict)
+    #: the device model and card count of this history (README "What makes two
+    #: runs comparable"): one configuration on two device models is two series
+    device_model: str = ""
+    cards: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nights", tuple(self.nights))
@@ -129,7 +134,10 @@ class ReportData:
     verdicts: Sequence[VerdictNote] = ()
     #: What the runs generated (bench.report.outputs); None: no section.
     outputs: OutputsData | None = None
+    #: Its configurations on each of its targets (bench.report.targets); empty
+    #: for a campaign with fewer than two targets.
+    targets: Sequence[TargetRow] = ()
 
     def __post_init__(self) -> None:
-        for name in ("series", "table", "samples", "pareto", "notes", "verdicts"):
+        for name in ("series", "table", "samples", "pareto", "notes", "verdicts", "targets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))

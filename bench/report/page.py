@@ -188,9 +188,15 @@ def render_html(data: ReportData) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)
     from bench.report.changes import changes_section  # attribution: what changed, telemetry
     from bench.report.outputs import outputs_section
+    from bench.report.targets import targets_table  # fleets: the same configs per node pool
 
     sections = [
         _section("latest", "Latest campaign vs baseline", [_table(data.table)], ""),
+        *(
+            [_section("targets", "Targets side by side", [targets_table(data.targets)], "")]
+            if data.targets
+            else []
+        ),
         _section("changes", "What changed", [changes_section(data.verdicts)], ""),
         _section("trends", "Trends", trends, "no history yet"),
         _section(

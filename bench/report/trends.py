@@ -5,13 +5,14 @@ the same runs, the same verdicts and the same change points: the newest
 ``last`` successful runs of each configuration (``metric_series``), the
 detector's verdicts on them (``latest_regressions``), the change points of
 each metric's series (:func:`bench.stats.find_changepoints`) and the SLOs of
-the configuration's newest run (``config_slos``). Configurations are keyed by
-fingerprint: two that share a label stay two series.
+the configuration's newest run (``config_slos``). Series are keyed by history
+(fingerprint, device model, cards): two configurations that share a label, or
+one configuration on a Gaudi2 and a Gaudi3 node, stay two series.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,9 @@ from bench.store.queries import run_query
 #: A LIMIT that keeps every row (Postgres bigint max).
 EVERY_ROW = 2**63 - 1
 
+#: What names one history: fingerprint, device model, cards (migration 014).
+History = tuple[str, str, int]
+
 
 def model_series(
     engine: sa.Engine,
@@ -35,15 +39,29 @@ def model_series(
     *,
     last: int = 30,
     changepoints: bool = True,
+    device_model: str = "",
 ) -> list[ConfigSeries]:
-    """Each configuration of ``model`` over its newest ``last`` ok runs, oldest
-    first, with ``metrics``' values and markers; sorted by label."""
-    runs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)  # fingerprint -> run -> row
-    values: dict[str, dict[str, dict[int, float | None]]] = defaultdict(lambda: defaultdict(dict))
+    """Each history of ``model`` (configuration x device model x cards) over its
+    newest ``last`` ok runs, oldest first, with ``metrics``' values and markers;
+    sorted by label (``device_model``: that model's only). A configuration that ran on two device models is two
+    series, its label followed by the device model."""
+    runs: dict[History, dict[int, dict[str, Any]]] = defaultdict(dict)  # history -> run -> row
+    values: dict[History, dict[str, dict[int, float | None]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     for metric in metrics:
-        for row in run_query(engine, "metric_series", model=model, metric=metric, last=last):
-            runs[row["fingerprint"]][row["run_id"]] = row
-            values[row["fingerprint"]][metric][row["run_id"]] = row["value"]
+        for row in run_query(
+            engine,
+            "metric_series",
+            model=model,
+            metric=metric,
+            last=last,
+            device_model=device_model,
+        ):
+            key = (row["fingerprint"], row["device_model"], row["cards"])
+            runs[key][row["run_id"]] = row
+            values[key][metric][row["run_id"]] = row["value"]
+    per_config = Counter(fingerprint for fingerprint, _, _ in runs)
     if not runs:
         return []
     since = min(r["started_at"] for by_run in runs.values() for r in by_run.values())
@@ -68,10 +86,14 @@ def model_series(
         for row in run_query(engine, "config_slos", model=model)
     }
     out = []
-    for fingerprint, by_run in runs.items():
+    for key, by_run in runs.items():
+        fingerprint, device_model, cards = key
         order = sorted(by_run, key=lambda run_id: by_run[run_id]["started_at"])
         nights = [by_run[r]["started_at"] for r in order]
-        per_metric = {m: [values[fingerprint][m].get(r) for r in order] for m in metrics}
+        per_metric = {m: [values[key][m].get(r) for r in order] for m in metrics}
+        label = str(by_run[order[0]]["label"])
+        if per_config[fingerprint] > 1:
+            label += f" on {device_model or 'unknown device'} x{cards}"
         markers = [
             Marker(
                 night=by_run[r]["started_at"],
@@ -89,7 +111,7 @@ def model_series(
             markers += _changepoints(nights, per_metric)
         out.append(
             ConfigSeries(
-                config=str(by_run[order[0]]["label"]),
+                config=label,
                 nights=nights,
                 values=per_metric,
                 markers=markers,
@@ -97,6 +119,8 @@ def model_series(
                 runs=[str(by_run[r]["dag_run_id"]) for r in order],
                 run_ids=order,
                 slos=slos.get(fingerprint, {}),
+                device_model=device_model,
+                cards=cards,
             )
         )
     return sorted(out, key=lambda s: (s.config, s.fingerprint))

@@ -253,7 +253,7 @@ def _config_id(
         "options": _jsonb(identity.get("options", {})),
         "prompt_set_sha": identity.get("prompt_set_sha"),
         "n_requests": identity.get("n_requests"),
-        "label": config.label,
+        "label": config.replace(target=None).label,  # the target is the run's, not the config's
         "identity": _jsonb(identity),
     }
     plain = [k for k in params if k not in ("options", "identity")]
@@ -269,6 +269,14 @@ def _config_id(
 
 
 # -- runs ---------------------------------------------------------------------------------
+
+
+def history_key(env: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a run adds to its configuration's fingerprint to name its history
+    (migration 014): the device model and the cards it saw, from its
+    environment; '' and 0 when the run died before one was captured."""
+    env = env or {}
+    return {"device_model": env.get("device_name") or "", "cards": env.get("device_count") or 0}
 
 
 def _copy_requests(conn: sa.Connection, run_id: int, result: RunResult) -> None:
@@ -301,18 +309,32 @@ def _slot(
 ) -> dict[str, Any]:
     """Where a run goes: its (campaign, config) slot, or for a confirm run the
     primary run it confirms (it takes no config of its own: see migration 015)."""
+    target = result.config.target or ""
     if result.role != "confirm":
-        return {"campaign_id": campaign_id, "config_id": config_id, "confirm_of": None}
+        return {
+            "campaign_id": campaign_id,
+            "config_id": config_id,
+            "confirm_of": None,
+            "target": target,
+        }
     primary = conn.execute(
-        sa.text("SELECT id FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id"),
-        {"campaign_id": campaign_id, "config_id": config_id},
+        sa.text(
+            "SELECT id FROM run WHERE campaign_id = :campaign_id AND config_id = :config_id"
+            " AND target = :target"
+        ),
+        {"campaign_id": campaign_id, "config_id": config_id, "target": target},
     ).scalar()
     if primary is None:
         raise StoreError(
             f"confirm run {result.run_uid} of {result.config.label}: campaign "
             f"{result.campaign.dag_run_id} has no run of that configuration to confirm"
         )
-    return {"campaign_id": campaign_id, "config_id": None, "confirm_of": int(primary)}
+    return {
+        "campaign_id": campaign_id,
+        "config_id": None,
+        "confirm_of": int(primary),
+        "target": target,
+    }
 
 
 def _run_digest(result: RunResult) -> bytes | None:
@@ -337,7 +359,7 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
         "SELECT id, started_at FROM run WHERE confirm_of = :confirm_of FOR UPDATE"
         if slot["confirm_of"] is not None
         else "SELECT id, started_at FROM run WHERE campaign_id = :campaign_id"
-        " AND config_id = :config_id FOR UPDATE"
+        " AND config_id = :config_id AND target = :target FOR UPDATE"
     )
     previous = conn.execute(sa.text(occupant), slot).first()
     if previous is not None:
@@ -353,10 +375,11 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
             sa.text(
                 "INSERT INTO run (run_uid, campaign_id, config_id, confirm_of, environment_id,"
                 " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry,"
-                " output_sha)"
+                " output_sha, device_model, cards, target)"
                 " VALUES (:run_uid, :campaign_id, :config_id, :confirm_of, :environment_id,"
                 " :status, :error, :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb),"
-                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb), :output_sha)"
+                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb), :output_sha, :device_model,"
+                " :cards, :target)"
                 " RETURNING id"
             ),
             {
@@ -372,9 +395,22 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
                 "config": _jsonb(result.config.to_dict()),
                 "telemetry": None if result.telemetry is None else _jsonb(result.telemetry),
                 "output_sha": _run_digest(result),
+                **history_key(result.environment),
             },
         ).scalar_one()
     )
+    if result.status == "ok" and slot["config_id"] is not None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO history (config_id, device_model, cards, first_seen_at)"
+                " VALUES (:config_id, :device_model, :cards, :started_at) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "config_id": config_id,
+                "started_at": _utc(result.started_at),
+                **history_key(result.environment),
+            },
+        )
     _copy_requests(conn, run_id, result)
     if result.metrics is not None:
         _insert_summary(conn, run_id, result.metrics)
@@ -459,6 +495,7 @@ __all__ = [
     "LoadReport",
     "ensure_campaign",
     "finish_campaign",
+    "history_key",
     "load",
     "load_result",
     "record_failure",

@@ -4,11 +4,12 @@
 -- param: slo_ttft_p99_ms float           the SLO: a batch size qualifies when ttft_p99_ms <= this
 -- param: model text = ''                 benchmark_config.model ('' = every model)
 -- param: shape text = ''                 shape_label() such as 'in128-out128' ('' = every shape)
--- columns: model, precision, device, backend, shape, input_tokens, max_new_tokens, world_size,
---   best_batch_size, output_tokens_per_s, ttft_p99_ms, run_id, started_at,
---   n_within_slo, n_batch_sizes
---   One row per model x precision x device x backend x shape (input_tokens, NULL: the
---   prompt set as is, and max_new_tokens) x world_size,
+-- columns: model, precision, device, device_model, cards, backend, shape, input_tokens,
+--   max_new_tokens, world_size, best_batch_size, output_tokens_per_s, ttft_p99_ms, run_id,
+--   started_at, n_within_slo, n_batch_sizes
+--   One row per model x precision x device x device model x cards x backend x shape
+--   (input_tokens, NULL: the prompt set as is, and max_new_tokens) x world_size (a Gaudi2
+--   and a Gaudi3 node have their own best),
 --   judged on the latest successful run of each batch size; best_batch_size is
 --   NULL (and the other figures are the fastest TTFT's) when none meets the SLO.
 --   Concurrency/request-rate configurations (openai backend) are left out.
@@ -16,7 +17,7 @@
 --   the latest ok run of each configuration (v_latest_run, migration 009).
 -- psql: psql "$DB" -v slo_ttft_p99_ms=500 -v model= -v shape= -f sql/queries/best_batch_size.sql
 WITH latest AS (
-    SELECT l.model, l.precision, l.device, l.backend,
+    SELECT l.model, l.precision, l.device, l.device_model, l.cards, l.backend,
            shape_label(bc.input_tokens, l.max_new_tokens) AS shape, bc.input_tokens,
            l.max_new_tokens, l.world_size, l.batch_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms,
            l.ttft_p99_ms <= :slo_ttft_p99_ms AS within_slo
@@ -39,12 +40,14 @@ ranked AS (
                               batch_size
            ) AS rank
     FROM latest
-    WINDOW shape AS (PARTITION BY model, precision, device, backend, shape, world_size)
+    WINDOW shape AS (PARTITION BY model, precision, device, device_model, cards, backend, shape,
+                                  world_size)
 )
-SELECT model, precision, device, backend, shape, input_tokens, max_new_tokens, world_size,
+SELECT model, precision, device, device_model, cards, backend, shape, input_tokens,
+       max_new_tokens, world_size,
        CASE WHEN within_slo THEN batch_size END AS best_batch_size,
        output_tokens_per_s, ttft_p99_ms, run_id, started_at, n_within_slo, n_batch_sizes
 FROM ranked
 WHERE rank = 1
-ORDER BY model, precision, device, backend, input_tokens NULLS FIRST, max_new_tokens,
-         world_size;
+ORDER BY model, precision, device, device_model, cards, backend, input_tokens NULLS FIRST,
+         max_new_tokens, world_size;

@@ -15,7 +15,10 @@
 --   configurations both sides ran)
 --   A selection key is an environment column (host, driver_version, runtime_version,
 --   device_name, git_sha, ...), a key of environment.extra (image, kernel,
---   firmware_version, model_revision, cpu_model, ...) or packages.<distribution>.
+--   firmware_version, model_revision, cpu_model, ...), packages.<distribution>, or
+--   the run's target, device_model or cards (migration 014). A side with both a
+--   campaign and a selection is that campaign's runs that match (two targets of
+--   one campaign: the same campaign on both sides, target=gaudi2 and target=gaudi3).
 -- index: campaign_dag_run_id_key and run_campaign_config_key find a campaign's runs; a
 --   selection reads the ok runs of the window (run.started_at) and the few
 --   environment rows, flattened once each.
@@ -53,7 +56,10 @@ LEFT JOIN flat f ON f.id = r.environment_id
 WHERE (s.campaign IS NOT NULL OR s.selection IS NOT NULL)
   AND (s.campaign IS NULL OR c.dag_run_id = s.campaign)
   AND (s.selection IS NULL
-       OR f.env ->> split_part(s.selection, '=', 1)
+       OR (COALESCE(f.env, '{}'::jsonb)
+           || jsonb_build_object('target', r.target, 'device_model', r.device_model,
+                                 'cards', r.cards::text))
+          ->> split_part(s.selection, '=', 1)
           = substr(s.selection, strpos(s.selection, '=') + 1))
   AND (s.campaign IS NOT NULL
        OR r.started_at >= COALESCE(NULLIF(:'since', '')::timestamptz, '-infinity'))

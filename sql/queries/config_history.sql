@@ -1,6 +1,6 @@
 -- query: config_history
--- question: What are the nightly numbers of one run's configuration, that run
---   and the successful runs before it (what the regression gate and the change
+-- question: What are the nightly numbers of one run's history (its configuration
+--   on its device model and card count), that run and the successful runs before it (what the regression gate and the change
 --   point search compare against)?
 -- param: run_id int                      the run being judged (run.id)
 -- param: last int = 60                   earlier successful runs to return at most
@@ -10,10 +10,10 @@
 --   output_exact_match, output_prefix_match, output_sha
 --   (newest first; the judged run first; output_sha the run's output digest in hex)
 -- index: run_pkey finds the run; run_config_ok_started_idx walks its
---   configuration's earlier ok runs backwards from it, :last at most.
+--   history's earlier ok runs backwards from it, :last at most.
 -- psql: psql "$DB" -v run_id=42 -v last=60 -f sql/queries/config_history.sql
 WITH target AS (
-    SELECT id, config_id, started_at FROM run WHERE id = :run_id
+    SELECT id, config_id, device_model, cards, started_at FROM run WHERE id = :run_id
 )
 SELECT r.id AS run_id,
        r.started_at,
@@ -28,7 +28,8 @@ CROSS JOIN LATERAL (
     (SELECT * FROM run WHERE id = t.id)
     UNION ALL
     (SELECT * FROM run h
-     WHERE h.config_id = t.config_id AND h.status = 'ok' AND h.started_at < t.started_at
+     WHERE h.config_id = t.config_id AND h.device_model = t.device_model AND h.cards = t.cards
+       AND h.status = 'ok' AND h.started_at < t.started_at
      ORDER BY h.started_at DESC
      LIMIT :last)
 ) r

@@ -6,17 +6,18 @@
 -- param: since timestamp = ''                runs started at or after this ('' = no bound)
 -- param: until timestamp = ''                runs started before this ('' = no bound)
 -- param: fingerprint text = ''               one configuration only ('' = every configuration)
--- columns: label, fingerprint, n_runs, n_values, p50, p90, p99, mean, first_started_at,
+-- columns: label, fingerprint, device_model, cards, n_runs, n_values, p50, p90, p99, mean, first_started_at,
 --   last_started_at
 --   Successful requests of successful runs only, percentiles by linear interpolation
 --   (percentile_cont), as bench.core.metrics computes them: over one run this gives back
 --   the run's own summary numbers (itl_ms to float32 precision, its storage type).
 -- index: benchmark_config_model_idx, then run_config_ok_started_idx's range scan on
---   (config_id, started_at) for the window, then request_result_pkey by run_id.
+--   (config_id, ...) for the window, then request_result_pkey by run_id.
 -- psql: psql "$DB" -v model=llama-2-7b -v metric=ttft_ms -v since=2025-01-01 -v until= \
 --   -v fingerprint= -f sql/queries/request_percentiles.sql
 WITH runs AS (
-    SELECT bc.id AS config_id, bc.label, bc.fingerprint, r.id AS run_id, r.started_at
+    SELECT bc.id AS config_id, bc.label, bc.fingerprint, r.device_model, r.cards,
+           r.id AS run_id, r.started_at
     FROM benchmark_config bc
     JOIN run r ON r.config_id = bc.id AND r.status = 'ok'
     WHERE bc.model = :'model'
@@ -25,13 +26,15 @@ WITH runs AS (
       AND r.started_at <  COALESCE(NULLIF(:'until', '')::timestamptz, 'infinity')
 ),
 per_config AS (
-    SELECT config_id, label, fingerprint, count(*) AS n_runs, array_agg(run_id) AS run_ids,
+    SELECT config_id, label, fingerprint, device_model, cards, count(*) AS n_runs, array_agg(run_id) AS run_ids,
            min(started_at) AS first_started_at, max(started_at) AS last_started_at
     FROM runs
-    GROUP BY config_id, label, fingerprint
+    GROUP BY config_id, label, fingerprint, device_model, cards
 )
 SELECT pc.label,
        pc.fingerprint,
+       pc.device_model,
+       pc.cards,
        pc.n_runs,
        st.n_values,
        st.q[1] AS p50,
@@ -60,4 +63,4 @@ CROSS JOIN LATERAL (
         WHERE rr.run_id = ANY (pc.run_ids) AND rr.success AND :'metric' <> 'itl_ms'
     ) samples
 ) st
-ORDER BY pc.label, pc.fingerprint;
+ORDER BY pc.label, pc.fingerprint, pc.device_model, pc.cards;

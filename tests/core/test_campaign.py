@@ -279,6 +279,7 @@ def test_the_form_and_the_overrides_are_one_list(data: dict) -> None:
     assert [x.label for x in c.with_overrides(defaults).configs()] == [x.label for x in c.configs()]
     expected = {CAMPAIGN, "models"}
     expected |= {a.key for a in AXES if applies(a.load_shape, c.spec)}
+    expected -= set() if c.targets else {"targets"}  # shown only to choose among the file's
     expected |= {f.name for f in FIELDS if f.trigger and applies(f.load_shape, c.spec)}
     expected |= {TRUST} if any(m.trust_remote_code for m in c.models) else set()
     assert set(form) == expected
@@ -383,3 +384,38 @@ def test_no_outputs_is_a_campaign_key_outside_the_fingerprint() -> None:
     assert (kept.no_outputs, dropped.no_outputs) == (False, True)
     ident = {"prompt_set_sha": "s", "n_requests": 8}
     assert kept.fingerprint(**ident) == dropped.fingerprint(**ident)
+
+
+def test_targets_are_an_axis_routed_per_target() -> None:
+    """``targets:`` (issue 14): every configuration once per target, labels
+    ending in @name, the target's device and expected device model set; names
+    checked; no targets: one implicit target, labels as before."""
+    one = {"device": "cpu", "precisions": ["fp32"], "models": ["m"]}
+    data = {
+        **one,
+        "batch_sizes": [1, 2],
+        "targets": [
+            {"name": "gaudi2", "queue": "g2", "device_model": "HL-225"},
+            {"name": "cpu-pool", "queue": "cpu", "device": "cpu", "pool": "cpu_slots"},
+        ],
+    }
+    c = parse_campaign("t", data)
+    points = [(x.label, x.target, x.device_model) for x in c.configs()]
+    assert points == [
+        ("m/fp32/bs1@gaudi2", "gaudi2", "HL-225"),
+        ("m/fp32/bs2@gaudi2", "gaudi2", "HL-225"),
+        ("m/fp32/bs1@cpu-pool", "cpu-pool", None),
+        ("m/fp32/bs2@cpu-pool", "cpu-pool", None),
+    ]
+    fingerprints = {x.fingerprint(prompt_set_sha="0" * 64, n_requests=8) for x in c.configs()}
+    assert len(fingerprints) == 2  # the target is not in the configuration's identity
+    only = c.with_overrides({"targets": [c.targets[1]]})
+    assert [x.label for x in only.configs()] == ["m/fp32/bs1@cpu-pool", "m/fp32/bs2@cpu-pool"]
+    assert [x.label for x in parse_campaign("t", one).configs()] == ["m/fp32/bs1"]
+    for targets, message in (
+        ([{"name": "a b"}], r"targets\[0\]: name 'a b': letters, digits"),
+        ([{"name": "a"}, {"name": "a", "queue": "q"}], r"targets\[1\]: name 'a' is used twice"),
+        ([{"name": "a", "rack": 3}], r"targets\[0\]"),
+    ):
+        with pytest.raises(CampaignError, match=message):
+            parse_campaign("t", {**one, "targets": targets})

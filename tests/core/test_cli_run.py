@@ -119,6 +119,8 @@ def test_stop_at_eos_and_chat_template(tiny_model: Path, tmp_path: Path) -> None
         (["--warmup", "101"], "warmup must be <= 100"),
         (["--model-path", "${AWS_SECRET_ACCESS_KEY}"], "refers to ${AWS_SECRET_ACCESS_KEY}"),
         (["--option", "bogus=1"], "unknown hf option 'bogus'"),
+        # a worker of the wrong pool: refused before the model loads (issue 14)
+        (["--target", "gaudi9", "--device-model", "HL-999"], "target gaudi9 expects device model"),
     ],
 )
 def test_bad_input_one_line_error_no_output(

@@ -194,7 +194,16 @@ def test_request_percentiles_over_a_window(engine: sa.Engine, history: dict) -> 
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("metric_series", {"model": "m", "metric": "ttft_p50_ms", "last": "3", "fingerprint": ""}),
+        (
+            "metric_series",
+            {
+                "model": "m",
+                "metric": "ttft_p50_ms",
+                "last": "3",
+                "fingerprint": "",
+                "device_model": "",
+            },
+        ),
         ("latest_vs_previous", {"model": "m", "metric": "ttft_p50_ms", "last": "5"}),
         (
             "campaign_vs_baseline",
@@ -227,25 +236,26 @@ def test_queries_are_runnable_with_psql(
 
 
 def test_the_shared_sql_pieces_as_psql_users_call_them(engine: sa.Engine, history: dict) -> None:
-    """config_runs / config_baseline / v_latest_run (migration 009), as README shows them."""
+    """config_runs / config_baseline / v_latest_run (migrations 009, 014), as README shows them."""
     with engine.connect() as conn:
         config_id = conn.execute(
             sa.text("SELECT id FROM benchmark_config WHERE label = 'm/fp32/bs2'")
         ).scalar_one()
+        key = {"c": config_id, "m": "Test CPU", "k": 2}  # store_factory's environment
         night7 = history[2, 7].started_at
         runs = conn.execute(
-            sa.text("SELECT * FROM config_runs(:c, 'ttft_p50_ms', :t, 3)"),
-            {"c": config_id, "t": night7},
+            sa.text("SELECT * FROM config_runs(:c, :m, :k, 'ttft_p50_ms', :t, 3)"),
+            {**key, "t": night7},
         ).all()
         assert [r.value for r in runs] == [ttft(2, n) for n in (6, 5, 4)]  # newest first, before t
         base = conn.execute(
-            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
-            {"c": config_id, "t": night7},
+            sa.text("SELECT * FROM config_baseline(:c, :m, :k, 'ttft_p50_ms', :t, 3)"),
+            {**key, "t": night7},
         ).one()
         assert (base.previous, base.median, base.n_baseline) == (ttft(2, 6), ttft(2, 5), 3)
         first = conn.execute(
-            sa.text("SELECT * FROM config_baseline(:c, 'ttft_p50_ms', :t, 3)"),
-            {"c": config_id, "t": history[2, 0].started_at},
+            sa.text("SELECT * FROM config_baseline(:c, :m, :k, 'ttft_p50_ms', :t, 3)"),
+            {**key, "t": history[2, 0].started_at},
         ).one()
         assert (first.previous, first.median, first.n_baseline) == (None, None, 0)
         latest = conn.execute(
@@ -320,6 +330,7 @@ def test_parameters_are_validated_before_any_sql() -> None:
         "metric": "ttft_p50_ms",
         "last": 30,
         "fingerprint": "",
+        "device_model": "",
     }
 
 
