@@ -105,6 +105,7 @@ def test_trigger_form_fields_render_as_a_performance_engineer_expects(dagbag) ->
         "seed": "number",
         "stop_at_eos": "switch",
         "timing": "dropdown",
+        "shapes": "json",  # {input, output} records: Airflow's JSON editor
         "device": "dropdown",
         "slo_ttft_ms": "number",
         "slo_tpot_ms": "number",
