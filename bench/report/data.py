@@ -126,7 +126,11 @@ class ReportData:
     notes: Sequence[str] = field(default=())
     #: The campaign's verdicts with what changed (bench.report.changes).
     verdicts: Sequence[VerdictNote] = ()
+    #: Configuration label -> the try of its task that stored its run, for
+    #: the runs an Airflow retry stored (a "tries" column when any).
+    tries: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("series", "table", "samples", "pareto", "notes", "verdicts"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "tries", MappingProxyType(dict(self.tries)))

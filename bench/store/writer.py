@@ -344,10 +344,11 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
         conn.execute(
             sa.text(
                 "INSERT INTO run (run_uid, campaign_id, config_id, confirm_of, environment_id,"
-                " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry)"
+                " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry,"
+                " attempt)"
                 " VALUES (:run_uid, :campaign_id, :config_id, :confirm_of, :environment_id,"
                 " :status, :error, :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb),"
-                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb))"
+                " CAST(:config AS jsonb), CAST(:telemetry AS jsonb), :attempt)"
                 " RETURNING id"
             ),
             {
@@ -362,6 +363,7 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
                 "prompt_set": _jsonb(result.prompt_set),
                 "config": _jsonb(result.config.to_dict()),
                 "telemetry": None if result.telemetry is None else _jsonb(result.telemetry),
+                "attempt": result.attempt,
             },
         ).scalar_one()
     )
@@ -397,10 +399,12 @@ def record_failure(
     started_at: datetime,
     finished_at: datetime,
     role: str = "primary",
+    attempt: int = 1,
 ) -> int:
     """Record a run whose process crashed, was killed or timed out: a run
     row with the error and no requests (environment unknown), replacing any
-    older attempt of (campaign, config), or of the confirm run. Its run id."""
+    older attempt of (campaign, config), or of the confirm run. Its run id.
+    ``attempt``: which try of the task this was."""
     if status not in FAILURE_STATUSES:
         raise ConfigError(
             f"a recorded failure's status is one of {', '.join(FAILURE_STATUSES)}, not {status!r}"
@@ -416,6 +420,7 @@ def record_failure(
         prompt_set=dict(prompt_set),
         error=error,
         role=role,
+        attempt=attempt,
     )
     return load(engine, result).run_id
 
