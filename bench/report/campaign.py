@@ -93,7 +93,7 @@ def _cut(text: str, width: int) -> str:
 
 def format_campaign_table(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
     """The campaign table a task log shows (rows of ``campaign_runs``): no line
-    longer than ``width`` (from about 90 up, 97 with tries; below, the label column keeps the
+    longer than ``width`` (from about 90 up, 96 with tries; below, the label column keeps the
     width of its header). Labels too long are elided in the middle; errors go
     under the table, one line per configuration that did not finish (the last
     line of a traceback: the exception). A "tries" column appears when a task
