@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,3 +61,17 @@ def test_truncated_or_garbled_files_are_rejected(tmp_path: Path) -> None:
 def test_unknown_status_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown run status"):
         make_result(status="meh")
+
+
+def test_the_attempt_travels_in_the_file_and_older_files_have_none(tmp_path: Path) -> None:
+    retried = dataclasses.replace(make_result(), attempt=2)
+    path = write_jsonl(retried, tmp_path / "r.jsonl")
+    assert read_jsonl(path).attempt == 2
+    # a file written before attempts were recorded: which try it was is not known
+    lines = path.read_text().splitlines()
+    summary = json.loads(lines[-1])
+    del summary["attempt"]
+    path.write_text("\n".join([*lines[:-1], json.dumps(summary)]) + "\n")
+    assert read_jsonl(path).attempt is None
+    with pytest.raises(ValueError, match="counts from 1"):
+        dataclasses.replace(retried, attempt=0)
