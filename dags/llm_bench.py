@@ -134,15 +134,17 @@ def build_dag(c: Campaign, source: Path) -> DAG:
                 from airflow.sdk.exceptions import AirflowException, AirflowFailException
                 from bench_hub import hub_secrets  # plugins/bench_hub.py
                 from bench_results import results_db_url
-                from bench_task import campaign_ref, log
+                from bench_task import campaign_ref, log, try_number
 
                 from bench.orchestration.tasks import benchmark as run_config
 
+                context = get_current_context()
                 outcome = run_config(
                     item,
-                    campaign=campaign_ref(get_current_context()),
+                    campaign=campaign_ref(context),
                     db_url=results_db_url(),
                     timeout_s=timeout_s,
+                    attempt=try_number(context),  # the campaign table's "tries"
                     secrets=hub_secrets(),  # read here, at run time: never an argument
                     log=log,
                 )

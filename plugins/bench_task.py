@@ -29,6 +29,11 @@ def campaign_ref(context: Any) -> Any:
     return CampaignRef(dag_run_id=run.run_id, dag_id=run.dag_id, trigger=trigger)
 
 
+def try_number(context: Any) -> int:
+    """Which try of its task this is (1 on the first): stored with the run."""
+    return int(context["ti"].try_number)
+
+
 def planned_items(context: Any) -> list[dict[str, Any]] | None:
     """The plan task's items; None when it failed (then nothing ran)."""
     items = context["ti"].xcom_pull(task_ids="plan")

@@ -105,6 +105,14 @@ def register(sub: Any) -> None:
         "beside it, judged together with it, never a night of its own (needs --campaign-run-id)",
     )
     out.add_argument(
+        "--attempt",
+        type=int,
+        default=1,
+        metavar="N",
+        help="which try of its Airflow task this run is: stored with the run, shown in the "
+        "campaign table as tries (default 1)",
+    )
+    out.add_argument(
         "--outcome",
         type=Path,
         metavar="FILE.json",
@@ -226,6 +234,9 @@ def _run(args: argparse.Namespace, report: Reporter, *, primary: bool) -> int:
     role = "confirm" if getattr(args, "confirm", False) else "primary"
     if role == "confirm" and campaign is None:
         raise ConfigError("--confirm re-runs a campaign's configuration: give --campaign-run-id")
+    attempt = getattr(args, "attempt", 1)
+    if attempt < 1:
+        raise ConfigError(f"--attempt counts from 1, not {attempt}")
     quiet = getattr(args, "quiet", False) or not primary
     result = run_benchmark(
         config,
@@ -234,6 +245,8 @@ def _run(args: argparse.Namespace, report: Reporter, *, primary: bool) -> int:
         observer=report,
         role=role,
     )
+    # the runner measures; which try of a task this is, is the campaign's bookkeeping
+    result = dataclasses.replace(result, attempt=attempt)
     if not primary:
         return 0 if result.ok else 1
     report.phase("store")

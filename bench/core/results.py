@@ -60,10 +60,15 @@ class RunResult:
     #: Device and host telemetry over the measured window (bench.telemetry.summarize).
     telemetry: dict[str, Any] | None = None
     role: str = "primary"
+    #: Which try of its Airflow task this run is (``bench run --attempt``; 1 from
+    #: the CLI); None in result files written before attempts were recorded.
+    attempt: int | None = 1
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ConfigError(f"unknown run status {self.status!r}")
+        if self.attempt is not None and self.attempt < 1:
+            raise ConfigError(f"a run's attempt counts from 1, not {self.attempt}")
         if self.role not in ROLES:
             raise ConfigError(f"unknown run role {self.role!r}; one of: {', '.join(ROLES)}")
 
@@ -89,6 +94,7 @@ class RunResult:
             "metrics": self.metrics.to_json() if self.metrics else None,
             "telemetry": self.telemetry,
             "role": self.role,
+            "attempt": self.attempt,
         }
 
     def jsonl_lines(self) -> Iterator[str]:
@@ -175,4 +181,5 @@ def _result_from_summary(obj: dict[str, Any], requests: tuple[RequestResult, ...
         warmup_s=obj.get("warmup_s"),
         telemetry=obj.get("telemetry"),
         role=obj.get("role") or "primary",
+        attempt=obj.get("attempt"),
     )

@@ -2,8 +2,8 @@
 task, :mod:`bench.orchestration.tasks`) and its child (``bench run``)
 promise each other. Both sides read this module; neither guesses.
 
-* **argv**: :func:`child_argv` renders a configuration and its campaign as
-  ``bench run`` arguments (through the DeepSpeed launcher for multi-card
+* **argv**: :func:`child_argv` renders a configuration, its campaign and
+  the task's try number (``--attempt``) as ``bench run`` arguments (through the DeepSpeed launcher for multi-card
   configurations); the child parses them with the ordinary CLI.
 * **exit codes**: :class:`Exit`. 0 measured and ok; 1 failed: measured
   and stored by the child (status ``failed``/``oom``), or a crash whose
@@ -91,10 +91,12 @@ def child_argv(
     output: Path,
     outcome: Path,
     confirm: bool = False,
+    attempt: int = 1,
     launch: Launcher | None = None,
 ) -> list[str]:
     """argv of the child that benchmarks ``config`` inside ``campaign``
-    (``confirm``: a same-night re-run of its run; ``launch`` defaults to the
+    (``confirm``: a same-night re-run of its run; ``attempt``: which try of
+    its task this is, stored with the run; ``launch`` defaults to the
     launcher the config needs)."""
     from bench.backends.habana.launch import launch_command
 
@@ -103,7 +105,8 @@ def child_argv(
         args += ["--dag-id", campaign.dag_id]
     if confirm:
         args.append("--confirm")
-    args += ["--trigger", campaign.trigger, "--output", str(output), "--outcome", str(outcome)]
+    args += ["--trigger", campaign.trigger, "--attempt", str(attempt)]
+    args += ["--output", str(output), "--outcome", str(outcome)]
     return (launch or launch_command)(config, args)
 
 

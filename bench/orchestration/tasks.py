@@ -237,6 +237,7 @@ def benchmark(
     db_url: str | None,
     timeout_s: float,
     log: Log = print,
+    attempt: int = 1,
     secrets: Mapping[str, str] | None = None,
     launch: Launcher | None = None,
 ) -> Outcome:
@@ -246,7 +247,8 @@ def benchmark(
     (``bench fp8-measure``, a no-op when cached), then the benchmark in a
     fresh one, as optimum-habana's reference runs two processes; both share
     ``timeout_s``. ``secrets`` (a hub token) reach the children through their
-    environment only; ``launch`` builds the child's argv from (config,
+    environment only; ``attempt`` (the task's try number) is stored with the
+    run, whoever stores it; ``launch`` builds the child's argv from (config,
     ``bench`` args); tests give stand-in children.
     """
     config = RunConfig.from_mapping(item["config"])
@@ -264,11 +266,20 @@ def benchmark(
                     f"{config.label}: cards {cards['HABANA_VISIBLE_MODULES']} (HABANA_VISIBLE_MODULES)"
                 )
             outcome = _run_children(
-                item, config, campaign, work, {**env, **cards}, timeout_s, db_url, log, launch
+                item,
+                config,
+                campaign,
+                work,
+                {**env, **cards},
+                timeout_s,
+                db_url,
+                log,
+                launch,
+                attempt,
             )
     except (ConfigError, DeviceError) as exc:  # no card free (or a bad BENCH_HPU_MODULES)
         outcome = Outcome(config.label, "failed", str(exc), retryable=True)
-        _record_failure(item, config, campaign, outcome, started, db_url, log)
+        _record_failure(item, config, campaign, outcome, started, db_url, log, attempt)
     log(f"{config.label}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else ""))
     return outcome
 
@@ -283,6 +294,7 @@ def _run_children(
     db_url: str | None,
     log: Log,
     launch: Launcher | None,
+    attempt: int,
 ) -> Outcome:
     """fp8's measure child when the config is fp8, then the benchmark child;
     what they could not store, the parent stores."""
@@ -304,7 +316,7 @@ def _run_children(
             outcome = Outcome(
                 config.label, "failed", f"fp8 measurement: {error}", verdict.retryable
             )
-            _record_failure(item, config, campaign, outcome, started, db_url, log)
+            _record_failure(item, config, campaign, outcome, started, db_url, log, attempt)
             return outcome
         left = max(deadline - time.monotonic(), 1.0)  # the two children share the timeout
     role = str(item.get("role", "primary"))
@@ -314,7 +326,7 @@ def _run_children(
     log(f"$ bench run {config.label} (timeout {left:.0f} s)")
     argv = child_argv(
         config, campaign, output=output, outcome=outcome_file, confirm=role == "confirm",
-        launch=launch,
+        attempt=attempt, launch=launch,
     )  # fmt: skip
     child = run_child(argv, outcome=outcome_file, env=env, timeout_s=left, log=log)
     verdict = child.verdict(left)
@@ -326,7 +338,9 @@ def _run_children(
         metrics=child.outcome.metrics if child.outcome and verdict.recorded else None,
     )
     if outcome.status != "ok" and not verdict.recorded:
-        _record_failure(item, config, campaign, outcome, started, db_url, log, child.outcome)
+        _record_failure(
+            item, config, campaign, outcome, started, db_url, log, attempt, child.outcome
+        )
     log(f"{config.label}: {format_timings(child)}")
     return outcome
 
@@ -362,6 +376,7 @@ def _record_failure(
     started: datetime,
     db_url: str | None,
     log: Log,
+    attempt: int,
     report: ChildOutcome | None = None,
 ) -> None:
     """Store a run the child could not store: under its plan's fingerprint
@@ -385,6 +400,7 @@ def _record_failure(
             started_at=started,
             finished_at=_now(),
             role=str(item.get("role", "primary")),
+            attempt=attempt,
         )
     except BenchError as exc:  # the task still fails loudly; say what was not stored
         log(f"could not record the failure of {item['label']} in the results DB: {exc}")

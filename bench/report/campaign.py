@@ -50,6 +50,17 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 TABLE_NOTE = (
     "latencies in ms; tok/s = output tokens per second; goodput = share of requests within the SLOs"
 )
+#: Shown after ``status`` only when a run needed more than one try of its
+#: task (an Airflow retry): most nights none does, and the log table stays narrow.
+TRIES_COLUMN = ("attempt", "tries", "int")
+TRIES_NOTE = "tries = which try of its Airflow task stored the run (1: no retry)"
+
+
+def retried(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Label -> try number of the runs a task retry stored (attempt > 1)."""
+    return {str(r["label"]): int(r["attempt"]) for r in rows if (r.get("attempt") or 1) > 1}
+
+
 #: Metrics drawn as trend lines, per configuration.
 TREND_METRICS = ("ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "itl_p99_ms", "output_tokens_per_s")
 #: Baseline nights whose requests make the baseline CDF.
@@ -85,39 +96,41 @@ def _cut(text: str, width: int) -> str:
 
 def format_campaign_table(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
     """The campaign table a task log shows (rows of ``campaign_runs``): no line
-    longer than ``width`` (from about 90 up; below, the label column keeps the
+    longer than ``width`` (from about 90 up, 96 with tries; below, the label column keeps the
     width of its header). Labels too long are elided in the middle; errors go
     under the table, one line per configuration that did not finish (the last
-    line of a traceback: the exception)."""
+    line of a traceback: the exception). A "tries" column appears when a task
+    retry stored any run (:data:`TRIES_COLUMN`)."""
     if not rows:
         return "no runs recorded for this campaign"
     ok = sum(r["status"] == "ok" for r in rows)
     regressions = sum(int(r.get("regressions") or 0) for r in rows)
+    tries = retried(rows)
     head = f"{ok}/{len(rows)} configurations ok" + (
         f", {regressions} regression(s)" if regressions else ""
-    )
+    ) + (f", {len(tries)} retried" if tries else "")  # fmt: skip
+    columns = (*TABLE_COLUMNS[:2], TRIES_COLUMN, *TABLE_COLUMNS[2:]) if tries else TABLE_COLUMNS
     cells = [
         [
             str(r.get(key) or "-") if kind == "text" else _number(kind, r.get(key))
-            for key, _, kind in TABLE_COLUMNS
+            for key, _, kind in columns
         ]
         for r in rows
     ]
     widths = [
-        max(len(header), *(len(c[i]) for c in cells))
-        for i, (_, header, _) in enumerate(TABLE_COLUMNS)
+        max(len(header), *(len(c[i]) for c in cells)) for i, (_, header, _) in enumerate(columns)
     ]
     others = sum(widths[1:]) + 2 * (len(widths) - 1)
-    widths[0] = max(min(widths[0], width - others), len(TABLE_COLUMNS[0][1]))
+    widths[0] = max(min(widths[0], width - others), len(columns[0][1]))
 
     def line(values: Sequence[str]) -> str:
         parts = [
             _elide(v, w).ljust(w) if kind == "text" else v.rjust(w)
-            for v, w, (_, _, kind) in zip(values, widths, TABLE_COLUMNS, strict=True)
+            for v, w, (_, _, kind) in zip(values, widths, columns, strict=True)
         ]
         return "  ".join(parts).rstrip()
 
-    lines = [head, line([h for _, h, _ in TABLE_COLUMNS]), *(line(c) for c in cells)]
+    lines = [head, line([h for _, h, _ in columns]), *(line(c) for c in cells)]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines.append("did not finish:")
@@ -125,6 +138,8 @@ def format_campaign_table(rows: Sequence[dict[str, Any]], width: int = 120) -> s
             error = (r.get("error") or "").strip().splitlines() or ["no error recorded"]
             lines.append(_cut(f"  {r['label']} ({r['status']}): {error[-1]}", width))
     lines.append(_cut(TABLE_NOTE, width))
+    if tries:
+        lines.append(_cut(TRIES_NOTE, width))
     return "\n".join(lines)
 
 
@@ -176,6 +191,7 @@ def build_report_data(
         verdicts=_verdicts(engine, campaign, {str(r["run_id"]) for r in runs}),
         outputs=_outputs(engine, campaign, {int(r["run_id"]) for r in runs}),
         targets=target_rows(runs),
+        tries=retried(runs),
         notes=[f"{sum(r['status'] != 'ok' for r in runs)} configuration(s) did not finish: "
                + ", ".join(f"{r['label']} ({r['status']})" for r in runs if r["status"] != "ok")]
         if any(r["status"] != "ok" for r in runs) else [],

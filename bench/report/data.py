@@ -137,7 +137,11 @@ class ReportData:
     #: Its configurations on each of its targets (bench.report.targets); empty
     #: for a campaign with fewer than two targets.
     targets: Sequence[TargetRow] = ()
+    #: Configuration label -> the try of its task that stored its run, for
+    #: the runs an Airflow retry stored (a "tries" column when any).
+    tries: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("series", "table", "samples", "pareto", "notes", "verdicts", "targets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "tries", MappingProxyType(dict(self.tries)))

@@ -13,7 +13,7 @@ import html
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -105,7 +105,8 @@ def _cell(row: TableRow) -> str:
     return f'<td class="metric{verdict}" data-metric="{html.escape(row.metric)}"{style_attr}>{"".join(parts)}</td>'
 
 
-def _table(rows: Sequence[TableRow]) -> str:
+def _table(rows: Sequence[TableRow], tries: Mapping[str, int]) -> str:
+    """Configurations x metrics; a "tries" column only when a retry stored a run."""
     if not rows:
         return '<p class="note">no runs in the latest campaign</p>'
     metrics = ordered_metrics({r.metric for r in rows})
@@ -113,11 +114,15 @@ def _table(rows: Sequence[TableRow]) -> str:
     for r in rows:
         by_config[r.config][r.metric] = r
     head = "".join(f'<th title="{metric_unit_better(m)}">{html.escape(m)}</th>' for m in metrics)
+    if tries:
+        head = '<th title="the try of its task that stored the run">tries</th>' + head
     body = []
     for config in sorted(by_config):
         cells = "".join(
             _cell(by_config[config][m]) if m in by_config[config] else "<td>-</td>" for m in metrics
         )
+        if tries:
+            cells = f'<td class="tries">{tries.get(config, 1)}</td>' + cells
         body.append(
             f'<tr data-config="{html.escape(config)}"><td class="config">{html.escape(config)}</td>{cells}</tr>'
         )
@@ -191,7 +196,7 @@ def render_html(data: ReportData) -> str:
     from bench.report.targets import targets_table  # fleets: the same configs per node pool
 
     sections = [
-        _section("latest", "Latest campaign vs baseline", [_table(data.table)], ""),
+        _section("latest", "Latest campaign vs baseline", [_table(data.table, data.tries)], ""),
         *(
             [_section("targets", "Targets side by side", [targets_table(data.targets)], "")]
             if data.targets

@@ -375,11 +375,11 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
             sa.text(
                 "INSERT INTO run (run_uid, campaign_id, config_id, confirm_of, environment_id,"
                 " status, error, started_at, finished_at, warmup_s, prompt_set, config, telemetry,"
-                " output_sha, device_model, cards, target)"
+                " output_sha, device_model, cards, target, attempt)"
                 " VALUES (:run_uid, :campaign_id, :config_id, :confirm_of, :environment_id,"
                 " :status, :error, :started_at, :finished_at, :warmup_s, CAST(:prompt_set AS jsonb),"
                 " CAST(:config AS jsonb), CAST(:telemetry AS jsonb), :output_sha, :device_model,"
-                " :cards, :target)"
+                " :cards, :target, :attempt)"
                 " RETURNING id"
             ),
             {
@@ -396,6 +396,7 @@ def _load(conn: sa.Connection, result: RunResult) -> LoadReport:
                 "telemetry": None if result.telemetry is None else _jsonb(result.telemetry),
                 "output_sha": _run_digest(result),
                 **history_key(result.environment),
+                "attempt": result.attempt,
             },
         ).scalar_one()
     )
@@ -464,10 +465,12 @@ def record_failure(
     started_at: datetime,
     finished_at: datetime,
     role: str = "primary",
+    attempt: int = 1,
 ) -> int:
     """Record a run whose process crashed, was killed or timed out: a run
     row with the error and no requests (environment unknown), replacing any
-    older attempt of (campaign, config), or of the confirm run. Its run id."""
+    older attempt of (campaign, config), or of the confirm run. Its run id.
+    ``attempt``: which try of the task this was."""
     if status not in FAILURE_STATUSES:
         raise ConfigError(
             f"a recorded failure's status is one of {', '.join(FAILURE_STATUSES)}, not {status!r}"
@@ -483,6 +486,7 @@ def record_failure(
         prompt_set=dict(prompt_set),
         error=error,
         role=role,
+        attempt=attempt,
     )
     return load(engine, result).run_id
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -85,3 +87,17 @@ def test_outputs_round_trip_and_no_outputs_keeps_only_digests(tmp_path: Path) ->
     failed = request_result(RequestRecord(0, "s", 5, 0, 0.0, (), success=False, error="boom"))
     assert failed.output_sha is None
     assert run_output_digest([None, digests[0][0]]) != run_output_digest([digests[0][0]])
+
+
+def test_the_attempt_travels_in_the_file_and_older_files_have_none(tmp_path: Path) -> None:
+    retried = dataclasses.replace(make_result(), attempt=2)
+    path = write_jsonl(retried, tmp_path / "r.jsonl")
+    assert read_jsonl(path).attempt == 2
+    # a file written before attempts were recorded: which try it was is not known
+    lines = path.read_text().splitlines()
+    summary = json.loads(lines[-1])
+    del summary["attempt"]
+    path.write_text("\n".join([*lines[:-1], json.dumps(summary)]) + "\n")
+    assert read_jsonl(path).attempt is None
+    with pytest.raises(ValueError, match="counts from 1"):
+        dataclasses.replace(retried, attempt=0)

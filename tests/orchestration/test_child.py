@@ -40,10 +40,13 @@ def test_the_argv_the_parent_builds_is_the_config_the_child_parses(tmp_path: Pat
     from bench.orchestration.child import child_argv
 
     config = CONFIG.replace(options={"chat_template": True}, slo_ttft_ms=500.0)
-    argv = child_argv(config, CAMPAIGN, output=tmp_path / "o.jsonl", outcome=tmp_path / "o.json")
+    argv = child_argv(
+        config, CAMPAIGN, output=tmp_path / "o.jsonl", outcome=tmp_path / "o.json", attempt=3
+    )
     assert argv[:4] == [sys.executable, "-m", "bench", "run"]
     args = build_parser().parse_args(argv[3:])
     assert config_from_args(args) == config
+    assert args.attempt == 3  # the task's try number, stored with the run
     assert (args.campaign_run_id, args.dag_id, args.trigger) == (
         "manual__x",
         "llm_bench_smoke",

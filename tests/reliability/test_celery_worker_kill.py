@@ -6,7 +6,8 @@ process group is SIGKILLed (the node lost its worker container) and a new
 worker is started. The task instance stops heartbeating, the scheduler
 fails it and retries it on the new worker, and the retry replaces the run:
 each configuration once in the results DB, the DAG run green, the task at
-its second try.
+its second try, the run stored as attempt 2 and the report task's campaign
+table showing it in its "tries" column.
 """
 
 from __future__ import annotations
@@ -68,7 +69,14 @@ def test_a_killed_celery_worker_is_retried_elsewhere_and_replaces_not_duplicates
         assert [(r["label"], r["status"], r["n_rows"]) for r in runs] == [
             ("tiny-llama/fp32/bs2", "ok", 2)
         ]
+        assert rows(db_url, "SELECT attempt FROM run WHERE id = :id", id=runs[0]["id"]) == [
+            {"attempt": 2}
+        ]
+        table = af.task_log(DAG, run_id, "report")
+        assert any(line.split()[:3] == ["configuration", "status", "tries"] for line in table)
+        assert any(line.split()[:3] == ["tiny-llama/fp32/bs2", "ok", "2"] for line in table), table
         print(
             f"\nrow 4: worker SIGKILLed, task retried (try {bench['try_number']}) on a new "
-            f"worker, 1 run row; {time.monotonic() - started:.0f} s"
+            f"worker, 1 run row (attempt 2, tries 2 in the campaign table); "
+            f"{time.monotonic() - started:.0f} s"
         )

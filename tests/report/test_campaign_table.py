@@ -84,3 +84,24 @@ def test_short_labels_are_not_padded_to_the_width() -> None:
     assert lines[1].startswith("configuration  status")
     assert lines[2].startswith("tiny/fp32/bs1  ok    ")
     assert max(len(line) for line in lines) < 110
+
+
+def test_tries_show_only_when_a_retry_stored_a_run() -> None:
+    plain = format_campaign_table([row("tiny/fp32/bs1", attempt=1), row("tiny/fp32/bs2")])
+    assert "tries" not in plain
+    lines = format_campaign_table(
+        [row("tiny/fp32/bs1", attempt=1), row("tiny/fp32/bs2", attempt=2)]
+    ).splitlines()
+    assert lines[0] == "2/2 configurations ok, 4 regression(s), 1 retried"
+    assert lines[1].split()[:3] == ["configuration", "status", "tries"]
+    assert lines[2].split()[:4] == ["tiny/fp32/bs1", "ok", "1", "512"]
+    assert lines[3].split()[:4] == ["tiny/fp32/bs2", "ok", "2", "512"]
+    assert lines[-1].startswith("tries = which try of its Airflow task stored the run")
+
+
+@pytest.mark.parametrize("width", [120, 100])
+def test_the_tries_column_still_fits(width: int) -> None:
+    rows = [*ROWS[:-1], row("llama-2-13b/bf16/bs8", status="timeout", error=None, attempt=3)]
+    text = format_campaign_table(rows, width=width)
+    assert "tries" in text.splitlines()[1]
+    assert max(len(line) for line in text.splitlines()) <= width, text

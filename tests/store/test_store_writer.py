@@ -134,14 +134,15 @@ def test_loading_the_same_result_twice_changes_nothing(engine: sa.Engine) -> Non
 def test_a_retry_replaces_the_earlier_attempt(engine: sa.Engine) -> None:
     campaign = f.nightly(0)
     first = f.result(campaign=campaign, ttfts=(1.0, 2.0, 3.0))
-    retry = f.result(
-        campaign=campaign, ttfts=(4.0, 5.0, 6.0), started_at=f.T0 + timedelta(minutes=5)
+    retry = dataclasses.replace(
+        f.result(campaign=campaign, ttfts=(4.0, 5.0, 6.0), started_at=f.T0 + timedelta(minutes=5)),
+        attempt=2,
     )
     writer.load(engine, first)
     report = writer.load(engine, retry)
     assert report.action == writer.REPLACED
     [run] = runs(engine)
-    assert run.run_uid == retry.run_uid
+    assert (run.run_uid, run.attempt) == (retry.run_uid, 2)  # the retry is visible
     with engine.connect() as conn:
         ttfts = (
             conn.execute(sa.text("SELECT ttft_ms FROM request_result ORDER BY request_index"))
@@ -184,9 +185,11 @@ def test_record_failure_replaces_and_is_replaced(engine: sa.Engine) -> None:
         error="execution_timeout after 3600 s",
         started_at=f.T0 + timedelta(hours=1),
         finished_at=f.T0 + timedelta(hours=2),
+        attempt=3,
     )
     [run] = runs(engine)
     assert (run.id, run.status, run.environment_id) == (failure_id, "timeout", None)
+    assert run.attempt == 3
     assert (
         count(engine, "SELECT count(*) FROM request_result") == 0
     )  # the old attempt's rows went with it
