@@ -63,9 +63,9 @@ def test_the_role_reads_every_table_and_view(engine: sa.Engine, reader: sa.Engin
 
 def test_the_role_runs_every_named_query(engine: sa.Engine, reader: sa.Engine) -> None:
     with engine.connect() as conn:
-        run_id, campaign, environment_id = conn.execute(
+        run_id, campaign, environment_id, run_uid = conn.execute(
             sa.text(
-                "SELECT r.id, c.dag_run_id, r.environment_id"
+                "SELECT r.id, c.dag_run_id, r.environment_id, r.run_uid"
                 " FROM run r JOIN campaign c ON c.id = r.campaign_id"
             )
         ).one()
@@ -73,6 +73,7 @@ def test_the_role_runs_every_named_query(engine: sa.Engine, reader: sa.Engine) -
         "model": "m",
         "campaign": campaign,
         "run_id": run_id,
+        "run_uid": run_uid,
         "environment_id": environment_id,
         "slo_ttft_p99_ms": 100,
         "campaign_a": campaign,

@@ -61,6 +61,8 @@ def test_trend_table(loaded: list, capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0 and lines[0].split() == [
         "label",
         "fingerprint",
+        "device_model",
+        "cards",
         "run_id",
         "started_at",
         "dag_run_id",
@@ -90,8 +92,11 @@ def test_trend_csv_and_json(loaded: list, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_trend_other_queries(loaded: list, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = run_cli(capsys, "trend", "--query", "best_batch_size", "--slo-ttft-p99-ms", "15")
-    assert rc == 0 and out.splitlines()[1].split()[6] == "1"
+    rc, out, _ = run_cli(
+        capsys, "trend", "--query", "best_batch_size", "--slo-ttft-p99-ms", "15", "--format", "csv"
+    )
+    (best,) = csv.DictReader(io.StringIO(out))
+    assert rc == 0 and best["best_batch_size"] == "1"
     rc, out, _ = run_cli(
         capsys, "trend", "--query", "campaign_vs_baseline", "--campaign", f.nightly(2).dag_run_id
     )
@@ -105,8 +110,11 @@ def test_trend_other_queries(loaded: list, capsys: pytest.CaptureFixture[str]) -
         "tiny",
         "--since",
         "2025-01-03",
+        "--format",
+        "csv",
     )
-    assert rc == 0 and out.splitlines()[1].split()[2:4] == ["1", "4"]
+    first = next(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and (first["n_runs"], first["n_values"]) == ("1", "4")
 
 
 @pytest.mark.parametrize(
