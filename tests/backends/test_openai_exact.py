@@ -33,10 +33,10 @@ def _config(url: str, **kw: Any) -> RunConfig:
 
 def _server_count(tokenizer: Any, body: dict[str, Any]) -> int:
     if "messages" in body:
-        return len(
+        return len(  # return_dict: what 4.x and 5.x both return
             tokenizer.apply_chat_template(
-                body["messages"], add_generation_prompt=True, tokenize=True
-            )
+                body["messages"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
         )
     return len(tokenizer(body["prompt"])["input_ids"])
 

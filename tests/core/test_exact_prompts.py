@@ -30,10 +30,13 @@ def model_counts(tokenizer: Any, texts: list[str], *, templated: bool) -> list[i
     """Counted independently of the builder, the way transformers feeds a model."""
     if templated:
         return [
-            len(
+            len(  # return_dict: a list of ids is not what 4.x and 5.x agree to return
                 tokenizer.apply_chat_template(
-                    [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=True
-                )
+                    [{"role": "user", "content": t}],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                )["input_ids"]
             )
             for t in texts
         ]
