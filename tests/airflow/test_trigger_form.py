@@ -49,8 +49,17 @@ def click(page: Page, element: str) -> None:
     """A real pointer click at the element's centre (the accordion and the
     selects react to pointer events, not to ``element.click()``), scrolled into
     view first: a pointer event outside the viewport lands on nothing."""
-    page.evaluate(f"{element}.scrollIntoView({{block: 'center'}})")
-    box = page.evaluate(f"{element}.getBoundingClientRect().toJSON()")
+    box = page.wait_for(  # inside the viewport and still: a section may still be opening
+        f"""(() => {{
+            const e = {element};
+            e.scrollIntoView({{block: 'center'}});
+            const r = e.getBoundingClientRect(), key = JSON.stringify(r);
+            const still = window.__benchLastRect === key;
+            window.__benchLastRect = key;
+            return still && r.top >= 0 && r.bottom <= innerHeight ? r.toJSON() : null;
+        }})()""",
+        timeout_s=30,
+    )
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     for kind in ("mousePressed", "mouseReleased"):
         page.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
