@@ -157,12 +157,16 @@ def _bench(python: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.two_generations
 def test_built_under_one_transformers_runs_under_the_other(tmp_path: Path) -> None:
     """With BENCH_OTHER_PYTHON (``make test-tf5`` sets it to the pinned
     ``.venv``'s python): each generation builds, the other runs it."""
     other = os.environ.get("BENCH_OTHER_PYTHON")
     if not other:
-        pytest.skip("BENCH_OTHER_PYTHON (a python with the other transformers) is not set")
+        message = "BENCH_OTHER_PYTHON (a python with the other transformers) is not set"
+        if os.environ.get("BENCH_CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     run = ("run", "--device", "cpu", "--limit", "2", "--max-new-tokens", "4", "--no-db")
     for n, (builder, runner) in enumerate(((other, sys.executable), (sys.executable, other))):
         model = tmp_path / f"m{n}"

@@ -124,7 +124,7 @@ def test_32_processes_load_at_once_without_loss_duplicate_or_unbounded_connectio
     # each result reached the database: by its own process's drain, or a
     # neighbour's that claimed it first (then the message says so)
     said = collections.Counter(
-        re.sub(r" as run \d+", "", out.split(" (")[0].split(";")[0]) for out in outputs
+        re.sub(r" as run \d+", "", out.strip().split(" (")[0].split(";")[0]) for out in outputs
     )
     print(dict(said))
     assert set(said) <= {
