@@ -12,7 +12,7 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -22,8 +22,9 @@ from bench.backends.devices import check_device_model, resolve_device
 from bench.backends.habana.device import apply_habana_env_defaults
 from bench.core.config import RANDOM_PROMPTS, RunConfig
 from bench.core.metrics import dual_windows, request_result, summarize
-from bench.core.prompts import PromptSet, load_prompt_set, plan_requests
-from bench.core.prompts.exact import RANDOM_DEFAULT_COUNT, build_exact
+from bench.core.prompts import Prompt, PromptSet, load_prompt_set, plan_requests
+from bench.core.prompts.exact import RANDOM_DEFAULT_COUNT, PromptTokens, build_exact
+from bench.core.prompts.lengths import describe, reply_lengths, require_replies
 from bench.core.results import CampaignRef, RunResult
 from bench.environment import capture_environment
 from bench.errors import BenchmarkFailed, ConfigError
@@ -101,10 +102,16 @@ class Plan:
     """The requests of a run (warmup and measured) and its history key.
 
     ``prompt_set``: the prompts requests are made of; for a token-exact run
-    (``input_tokens``) the set built from ``source`` (None: random tokens)."""
+    (``input_tokens``) the set built from ``source`` (None: random tokens).
+    ``lengths``: for ``output_lengths: dataset``, the output tokens each
+    prompt (by sha) asks for."""
 
     def __init__(
-        self, config: RunConfig, prompt_set: PromptSet, source: PromptSet | None = None
+        self,
+        config: RunConfig,
+        prompt_set: PromptSet,
+        source: PromptSet | None = None,
+        lengths: Mapping[str, int] | None = None,
     ) -> None:
         per_iteration = config.batch_size
         if get_spec(config.backend).load_shape == "stream":
@@ -113,9 +120,14 @@ class Plan:
         self.config = config
         self.prompt_set = prompt_set
         self.source = source if config.input_tokens is not None else prompt_set
-        self.measured = tuple(Request(i, p) for i, p in enumerate(prompts))
+        self.lengths = lengths
+
+        def request(index: int, prompt: Prompt) -> Request:
+            return Request(index, prompt, lengths[prompt.sha] if lengths is not None else None)
+
+        self.measured = tuple(request(i, p) for i, p in enumerate(prompts))
         warm = config.warmup * per_iteration
-        self.warmup = tuple(Request(-1 - i, prompts[i % len(prompts)]) for i in range(warm))
+        self.warmup = tuple(request(-1 - i, prompts[i % len(prompts)]) for i in range(warm))
         self.fingerprint = config.fingerprint(
             prompt_set_sha=prompt_set.sha, n_requests=len(self.measured)
         )
@@ -130,7 +142,31 @@ class Plan:
         if self.config.input_tokens is not None:
             out["input_tokens"] = self.config.input_tokens
             out["source_sha"] = self.source.sha if self.source is not None else None
+        if self.lengths is not None:
+            wanted = [r.wanted(self.config.max_new_tokens) for r in self.measured]
+            out["output_lengths"] = dict(describe(wanted, self.config.max_new_tokens))
         return out
+
+
+def counting_rule(config: RunConfig) -> tuple[PromptTokens, int | None]:
+    """How the backend's model counts tokens (its tokenizer and chat-template
+    rule) and its context length, read before any weights load."""
+    rule = getattr(get_spec(config.backend).load_class(), "prompt_rule", None)
+    if rule is None:
+        raise ConfigError(f"backend {config.backend} cannot count tokens before it runs")
+    tokens, context = rule(config)
+    return tokens, context
+
+
+def output_lengths(config: RunConfig, prompt_set: PromptSet) -> dict[str, int] | None:
+    """For ``output_lengths: dataset``, each planned prompt's output length:
+    its reply's tokens for this model, capped at ``max_new_tokens``."""
+    if config.output_lengths != "dataset":
+        return None
+    require_replies(prompt_set)
+    tokens, _ = counting_rule(config)
+    planned = plan_requests(prompt_set, limit=config.limit, batch_size=config.batch_size)
+    return reply_lengths(planned, tokens.tokenizer, config.max_new_tokens)
 
 
 def requests_set(config: RunConfig, source: PromptSet | None) -> PromptSet:
@@ -142,10 +178,7 @@ def requests_set(config: RunConfig, source: PromptSet | None) -> PromptSet:
     if n_tokens is None:
         assert source is not None  # only random prompts have no source, and they need a length
         return source
-    rule = getattr(get_spec(config.backend).load_class(), "prompt_rule", None)
-    if rule is None:
-        raise ConfigError(f"backend {config.backend} cannot build token-exact prompts")
-    tokens, context = rule(config)
+    tokens, context = counting_rule(config)
     if context is not None and n_tokens + config.max_new_tokens > context:
         raise ConfigError(
             f"input_tokens {n_tokens} + max_new_tokens {config.max_new_tokens} exceeds the "
@@ -177,7 +210,8 @@ def prepare(config: RunConfig) -> Plan:
     # the stored config says which timing mode was in effect, never "default"
     resolved = config.replace(device=device)
     resolved = resolved.replace(timing=resolved.effective_timing)
-    return Plan(resolved, requests_set(resolved, source), source)
+    built = requests_set(resolved, source)
+    return Plan(resolved, built, source, output_lengths(resolved, built))
 
 
 def run_benchmark(
@@ -211,7 +245,7 @@ def run_benchmark(
             built = plan.prompt_set
             if settled.input_tokens is not None:  # e.g. the endpoint, hence the counting rule
                 built = requests_set(settled, plan.source)
-            plan = Plan(settled, built, plan.source)
+            plan = Plan(settled, built, plan.source, plan.lengths)
             observer.planned(plan)
         backend.check(plan.measured + plan.warmup)
         environment = capture_environment(plan.config.device, backend.info())

@@ -26,10 +26,17 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request of a run: its position in the measured order and its prompt."""
+    """One request of a run: its position in the measured order, its prompt
+    and, for ``output_lengths: dataset``, the output tokens it asks for
+    (None: the config's ``max_new_tokens``)."""
 
     index: int
     prompt: Prompt
+    output_tokens: int | None = None
+
+    def wanted(self, max_new_tokens: int) -> int:
+        """The output tokens this request asks for."""
+        return self.output_tokens if self.output_tokens is not None else max_new_tokens
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,22 @@ class InProcessBackend:
     def _generate_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def _length_kwargs(self, batch: Sequence[Request]) -> dict[str, Any]:
+        """generate() length overrides for a batch whose requests ask for
+        their own output lengths (``output_lengths: dataset``): the batch runs
+        until its longest request (static batching: a finished row keeps
+        stepping until generate() returns), each request keeps its own first
+        tokens (:meth:`_records`). Empty when every request asks for
+        ``max_new_tokens``."""
+        cap = self.config.max_new_tokens
+        longest = max(r.wanted(cap) for r in batch)
+        if longest == cap:
+            return {}
+        return {
+            "max_new_tokens": longest,
+            "min_new_tokens": longest if self.config.ignore_eos else None,
+        }
+
     def _grad_mode(self) -> Any:
         """cpu/cuda: ``inference_mode``, which also skips autograd's version
         counters and view tracking (a little less host work per op than the
@@ -323,7 +339,7 @@ class InProcessBackend:
         streamer = TimingStreamer(time.perf_counter)
         t_send = time.perf_counter()
         enc = self._encode(texts).to(self._device())
-        self._generate(enc, streamer=streamer)
+        self._generate(enc, streamer=streamer, **self._length_kwargs(batch))
         timings = streamer.sequences(
             len(batch), eos_token_ids=self._eos_ids, stop_at_eos=not self.config.ignore_eos
         )
@@ -341,7 +357,11 @@ class InProcessBackend:
         )
         t_send = timeline.start(time.perf_counter)
         enc = self._encode(texts).to(self._device())
-        out = self._generate(enc, stopping_criteria=StoppingCriteriaList([timeline.criterion]))
+        out = self._generate(
+            enc,
+            stopping_criteria=StoppingCriteriaList([timeline.criterion]),
+            **self._length_kwargs(batch),
+        )
         generated = out[:, enc["input_ids"].shape[1] :].cpu()  # (B, steps)
         # a loop that checks stopping one step late may undo its last step
         times = timeline.token_times(t_send)[: generated.shape[1]]
@@ -363,7 +383,7 @@ class InProcessBackend:
             torch.manual_seed(seed)
         bare_send = time.perf_counter()
         enc = self._encode(texts).to(self._device())
-        self._generate(enc).cpu()  # output on the host: the one sync of the bare pass
+        self._generate(enc, **self._length_kwargs(batch)).cpu()  # the bare pass's one sync
         bare = (bare_send, time.perf_counter())
         if sampling:
             torch.manual_seed(seed)
@@ -380,22 +400,26 @@ class InProcessBackend:
     ) -> list[RequestRecord]:
         input_tokens = enc["attention_mask"].sum(dim=1).tolist()
         bare_send, bare_done = bare if bare is not None else (None, None)
-        return [
-            RequestRecord(
-                request_index=request.index,
-                prompt_sha=request.prompt.sha,
-                input_tokens=int(n_in),
-                output_tokens=len(times),
-                t_send=t_send,
-                token_times=times,
-                bare_t_send=bare_send,
-                bare_t_done=bare_done,
-                output_token_ids=out_ids,
+        cap = self.config.max_new_tokens
+        records = []
+        for request, n_in, times, out_ids in zip(
+            batch, input_tokens, token_times, ids, strict=True
+        ):
+            n = min(len(times), request.wanted(cap))  # a request keeps the tokens it asked for
+            records.append(
+                RequestRecord(
+                    request_index=request.index,
+                    prompt_sha=request.prompt.sha,
+                    input_tokens=int(n_in),
+                    output_tokens=n,
+                    t_send=t_send,
+                    token_times=tuple(times[:n]),
+                    bare_t_send=bare_send,
+                    bare_t_done=bare_done,
+                    output_token_ids=tuple(out_ids[:n]),
+                )
             )
-            for request, n_in, times, out_ids in zip(
-                batch, input_tokens, token_times, ids, strict=True
-            )
-        ]
+        return records
 
     def reset_peak_memory(self) -> None:
         pass

@@ -86,7 +86,7 @@ def register(sub: Any) -> None:
         "--shape",
         metavar="inN-outM",
         help="one workload shape, as labels end (in128-out128; out128 for a configuration "
-        "that used its prompt set as is)",
+        "that used its prompt set as is; outds256 for a dataset's output lengths capped at 256)",
     )
     p.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default table)"

@@ -40,6 +40,9 @@ EVENT_DEVICES: tuple[str, ...] = ("cuda", "hpu")
 
 #: The prompt set name of seeded random token prompts (``bench.core.prompts.exact``).
 RANDOM_PROMPTS = "random"
+#: How long each request's output is: ``fixed`` (every request asks for
+#: ``max_new_tokens``) or ``dataset`` (its reference reply's length, capped).
+OUTPUT_LENGTHS: tuple[str, ...] = ("fixed", "dataset")
 
 #: Sections: ``bench run --help`` groups and trigger-form sections.
 MODEL, LOAD, SLO = "Model and device", "Load", "Goodput SLOs"
@@ -83,7 +86,8 @@ class RunConfig:
     )
     max_new_tokens: int = setting(
         Value(int, minimum=1, maximum=32768),
-        "output tokens per request (exactly this many unless stop at EOS is on)",
+        "output tokens per request (exactly this many unless stop at EOS is on; the cap "
+        "with output lengths dataset)",
         default=128, title="Output tokens per request", section=LOAD, unit="tokens",
         column=True, campaign="max_new_tokens",
     )
@@ -94,6 +98,14 @@ class RunConfig:
         "(or random tokens: prompts random)",
         default=None, title="Input tokens per request", section=LOAD, unit="tokens",
         unset="the prompt set as is", column=True, legacy=None,
+    )
+    output_lengths: str = setting(
+        Value(str, choices=OUTPUT_LENGTHS),
+        "fixed: every request asks for the output tokens per request; dataset: each request "
+        "asks for its reference reply's length in the model's tokens (a set from `bench prompts "
+        "import`, as vLLM does for ShareGPT), capped at the output tokens per request",
+        default="fixed", title="Output lengths", section=LOAD, column=True,
+        campaign="output_lengths", legacy="fixed",
     )
     device: str = setting(
         Value(str, choices=DEVICES),
@@ -236,6 +248,11 @@ class RunConfig:
                 f"prompts {RANDOM_PROMPTS} needs input_tokens (--input-tokens N): random "
                 "prompts have no length of their own"
             )
+        if self.output_lengths == "dataset" and self.input_tokens is not None:
+            raise ConfigError(
+                "output_lengths dataset takes each request's length from its prompt's reply; "
+                "token-exact prompts (input_tokens) have no reply of their own: use one or the other"
+            )
         if self.precision == "fp8" and self.device in ("cpu", "cuda"):
             raise ConfigError(
                 f"precision fp8 is supported on hpu only (Intel Neural Compressor), not on {self.device}"
@@ -295,7 +312,10 @@ class RunConfig:
 
     @property
     def shape_label(self) -> str:
-        """``/in128-out128`` for a token-exact input length, else empty."""
+        """``/in128-out128`` for a token-exact input length, ``/outds256`` for
+        the dataset's output lengths capped at 256, else empty."""
+        if self.output_lengths == "dataset":
+            return f"/outds{self.max_new_tokens}"
         if self.input_tokens is None:
             return ""
         return f"/in{self.input_tokens}-out{self.max_new_tokens}"

@@ -62,10 +62,11 @@ class View:
     device_model: str = ""  # '': every device model, each its own series
 
 
-#: A workload shape as labels end in it (``.../bs8/in128-out128``, then
-#: perhaps ``@target``) and as the ``shape`` parameter names it.
-_SHAPE = re.compile(r"in\d+-out\d+")
-_LABEL_SHAPE = re.compile(r"/(in\d+-out\d+)(?=@|$)")
+#: A workload shape as labels end in it (``.../bs8/in128-out128``, or
+#: ``.../outds256`` for a dataset's output lengths capped at 256, then perhaps
+#: ``@target``) and as the ``shape`` parameter names it.
+_SHAPE = re.compile(r"in\d+-out\d+|outds\d+")
+_LABEL_SHAPE = re.compile(r"/(in\d+-out\d+|outds\d+)(?=@|$)")
 
 
 def shape_of(label: str) -> str | None:
@@ -79,7 +80,9 @@ def parse_shape(shape: str | None) -> str | None:
     if not shape:
         return None
     if not _SHAPE.fullmatch(shape):
-        raise ConfigError(f"shape {shown(shape)}: expected inN-outM, e.g. in128-out128")
+        raise ConfigError(
+            f"shape {shown(shape)}: expected inN-outM (e.g. in128-out128) or outdsN"
+        )
     return shape
 
 

@@ -99,6 +99,11 @@ def format_summary(result: RunResult) -> str:
             else "n/a (no power source)"
         ),
     ]
+    if lengths := (result.prompt_set or {}).get("output_lengths"):
+        tail.append(
+            f"output lengths: the dataset's replies, {lengths['min']}-{lengths['max']} tokens "
+            f"asked (median {lengths['median']:g}), {lengths['capped']} capped at {lengths['cap']}"
+        )
     if m.streamed_vs_bare_ratio is not None:
         tail.append(
             "dual timing: throughput and e2e from the bare passes, ttft/tpot/itl from the"

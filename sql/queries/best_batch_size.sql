@@ -18,14 +18,14 @@
 -- psql: psql "$DB" -v slo_ttft_p99_ms=500 -v model= -v shape= -f sql/queries/best_batch_size.sql
 WITH latest AS (
     SELECT l.model, l.precision, l.device, l.device_model, l.cards, l.backend,
-           shape_label(bc.input_tokens, l.max_new_tokens) AS shape, bc.input_tokens,
+           shape_label(bc.input_tokens, l.max_new_tokens, bc.output_lengths) AS shape, bc.input_tokens,
            l.max_new_tokens, l.world_size, l.batch_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms,
            l.ttft_p99_ms <= :slo_ttft_p99_ms AS within_slo
     FROM v_latest_run l
     JOIN benchmark_config bc ON bc.id = l.config_id
     WHERE (NULLIF(:'model', '') IS NULL OR l.model = :'model')
       AND (NULLIF(:'shape', '') IS NULL
-           OR shape_label(bc.input_tokens, l.max_new_tokens) = :'shape')
+           OR shape_label(bc.input_tokens, l.max_new_tokens, bc.output_lengths) = :'shape')
       AND l.concurrency IS NULL
       AND l.request_rate IS NULL
 ),

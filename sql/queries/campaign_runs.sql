@@ -18,7 +18,7 @@ SELECT bc.label || CASE WHEN r.target <> '' THEN '@' || r.target ELSE '' END AS 
        bc.precision,
        bc.batch_size,
        bc.concurrency,
-       shape_label(bc.input_tokens, bc.max_new_tokens) AS shape,
+       shape_label(bc.input_tokens, bc.max_new_tokens, bc.output_lengths) AS shape,
        r.target,
        r.device_model,
        r.status,

@@ -8,7 +8,7 @@
 -- index: benchmark_config_model_idx finds the configurations; run_config_ok_started_idx
 --   gives each one's newest ok run in one probe (v_latest_run, migration 009).
 -- psql: psql "$DB" -v model=llama-2-7b -f sql/queries/latest_per_config.sql
-SELECT l.label, l.fingerprint, shape_label(bc.input_tokens, l.max_new_tokens) AS shape,
+SELECT l.label, l.fingerprint, shape_label(bc.input_tokens, l.max_new_tokens, bc.output_lengths) AS shape,
        l.device_model, l.cards, l.precision, l.batch_size, l.concurrency, l.request_rate,
        l.world_size, l.run_id, l.started_at, l.output_tokens_per_s, l.ttft_p99_ms, l.tpot_p50_ms
 FROM v_latest_run l

@@ -353,8 +353,8 @@ def test_outputs_short_of_max_new_tokens_are_flagged(
     caplog.set_level(logging.WARNING, logger="bench.backends.openai")
     results(make_config(stub, max_new_tokens=8), [script_prompt(SCRIPT)] * 2)
     assert (
-        "2 of 2 requests stopped before max_new_tokens=8 although ignore_eos/min_tokens were sent"
-        in caplog.text
+        "2 of 2 requests stopped before the max_tokens they asked for (up to 8) although "
+        "ignore_eos/min_tokens were sent" in caplog.text
     )
     caplog.clear()
     results(make_config(stub, max_new_tokens=8, ignore_eos=False), [script_prompt(SCRIPT)])

@@ -79,3 +79,53 @@ def test_without_a_tokenizer_exact_lengths_are_refused(stub: str, tmp_path: Path
     config = _config(stub, input_tokens=33, options={"tokenizer": "none"})
     with pytest.raises(ConfigError, match="input_tokens needs the model's tokenizer"):
         prepare(config)
+
+
+def test_dataset_output_lengths_are_each_requests_max_tokens(
+    stub: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """``output_lengths: dataset``: each body asks for its reply's token count
+    (capped), ``min_tokens`` with it, and each record keeps what came back."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    marker = f"ds{uuid.uuid4().hex[:8]}"
+    replies = ["Yes.", "Paris.", "word " * 40]
+    prompts = tmp_path / "set.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps({"prompt": f"{marker} q{i}", "reply": r}) + "\n"
+            for i, r in enumerate(replies)
+        )
+    )
+    config = _config(
+        stub,
+        max_new_tokens=12,
+        output_lengths="dataset",
+        limit=6,
+        prompts=str(prompts),
+        options={"tokenizer": str(tiny_model)},
+    )
+    result = run_benchmark(config)
+    assert result.ok, result.error
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    wanted = [min(12, len(tokenizer(r, add_special_tokens=False)["input_ids"])) for r in replies]
+    assert len(set(wanted)) == 3 and 12 in wanted
+    bodies = [e["body"] for e in fetch_log(stub) if marker in str(e["body"])]
+    for body in bodies:
+        i = int(str(body.get("prompt") or body["messages"][-1]["content"]).rsplit("q", 1)[1])
+        assert body["max_tokens"] == wanted[i] and body.get("min_tokens", wanted[i]) == wanted[i]
+    assert [r.output_tokens for r in result.requests] == [wanted[i % 3] for i in range(6)]
+    assert result.config.label.endswith("/outds12")
+    assert result.prompt_set["output_lengths"]["max"] == 12
+
+
+def test_without_a_tokenizer_dataset_lengths_are_refused(stub: str, tmp_path: Path) -> None:
+    prompts = tmp_path / "set.jsonl"
+    prompts.write_text('{"prompt": "q", "reply": "a b c"}\n')
+    config = _config(
+        stub, output_lengths="dataset", prompts=str(prompts), options={"tokenizer": "none"}
+    )
+    with pytest.raises(ConfigError, match="output_lengths dataset needs the model's tokenizer"):
+        prepare(config)

@@ -213,8 +213,10 @@ def test_every_field_is_declared_with_help_title_and_section() -> None:
         assert meta.help and meta.title and meta.section in (MODEL, LOAD, SLO), f.name
         assert meta.help[0].islower() and not meta.help.endswith("."), f.name
     fingerprinted = {f.name for f in FIELDS if f.setting.fingerprint}
-    # (timing and input_tokens away from their legacy values, so that they are in it too)
+    # (timing, input_tokens and output_lengths away from their legacy values, so that
+    # they are in it too)
     identity = BASE.replace(timing="dual", input_tokens=128).identity(**ID)
+    identity |= BASE.replace(output_lengths="dataset").identity(**ID)
     assert fingerprinted == set(identity) - {"prompt_set_sha", "n_requests"}
 
 

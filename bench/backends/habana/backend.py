@@ -402,6 +402,14 @@ class HabanaBackend(InProcessBackend):
         assert self.settings is not None
         return dict(self.settings.generate_kwargs)
 
+    def _length_kwargs(self, batch: Sequence[Request]) -> dict[str, Any]:
+        """Every batch generates ``max_new_tokens`` steps, also when its
+        requests ask for fewer (``output_lengths: dataset``): the static
+        shapes (KV cache of input + max_new_tokens) then stay one compiled
+        graph for the whole run; each request still keeps only its own
+        tokens. Not run on a card yet (docs/gaudi.md)."""
+        return {}
+
     def _grad_mode(self) -> Any:
         """``no_grad``, what optimum-habana's generate() and run_generation.py
         use; inference tensors are not what its HPU-graph and static-shape

@@ -104,8 +104,9 @@ class OpenAIBackend:
         tokenizer's ``model_max_length`` when it states a real one."""
         tokenizer = load_tokenizer(config)
         if tokenizer is None:
+            needs = "input_tokens" if config.input_tokens is not None else "output_lengths dataset"
             raise ConfigError(
-                "input_tokens needs the model's tokenizer to count prompt tokens as the server "
+                f"{needs} needs the model's tokenizer to count tokens as the server "
                 "does: --tokenizer DIR (or --option tokenizer=DIR)"
             )
         endpoint = candidates(str(option(config, "endpoint")))[0]
@@ -154,7 +155,9 @@ class OpenAIBackend:
         for request in requests:
             prompt = request.prompt
             if prompt.sha not in self._payloads:
-                self._payloads[prompt.sha] = probed.body.encode(probed.endpoint, prompt)
+                self._payloads[prompt.sha] = probed.body.encode(
+                    probed.endpoint, prompt, request.output_tokens
+                )
                 if counter is not None:
                     self._prompt_tokens[prompt.sha] = len(counter.prompt_ids(prompt))
 
@@ -294,7 +297,9 @@ class OpenAIBackend:
 
         async def send(request: Request) -> None:
             prompt = request.prompt
-            body = payloads.get(prompt.sha) or probed.body.encode(probed.endpoint, prompt)
+            body = payloads.get(prompt.sha) or probed.body.encode(
+                probed.endpoint, prompt, request.output_tokens
+            )
             done.append((request, await read(url, body)))
             progress(1)
 
@@ -312,7 +317,7 @@ class OpenAIBackend:
             counter=self.token_counter,
         )
         sent = [f for f in LENGTH_FIELDS if f in probed.body.fields]
-        report(records, tally, max_tokens=max_tokens, length_fields=sent)
+        report(records, tally, length_fields=sent)
         return records
 
 

@@ -39,6 +39,10 @@ class Tally:
     sources: Counter[str] = field(default_factory=Counter)
     disagreements: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    #: successful requests that stopped before the output length they asked for
+    short: int = 0
+    #: the output length requests asked for (the largest, when they differ)
+    max_tokens: int = 0
 
     def disagree(self, kind: str, example: str) -> None:
         self.disagreements[kind] += 1
@@ -60,7 +64,9 @@ def to_records(
     retokenized = {key: len(v) for key, v in ids.items()}
     tally = Tally()
     records = []
+    tally.max_tokens = max((r.wanted(max_tokens) for r, _ in streams), default=max_tokens)
     for request, s in sorted(streams, key=lambda pair: pair[0].index):
+        wanted = request.wanted(max_tokens)
         n_in = prompt_tokens.get(request.prompt.sha)
         if s.usage_in is not None:
             if n_in is not None and s.usage_in != n_in:
@@ -69,11 +75,11 @@ def to_records(
         reads = len(s.token_times)
         if s.usage_out is not None:
             n_out, source = s.usage_out, "usage"
-            if not reads <= n_out <= max_tokens:
+            if not reads <= n_out <= wanted:
                 tally.disagree("usage", f"{n_out} tokens in {reads} reads")
         elif id(s) in retokenized:
             n_out, source = retokenized[id(s)], "tokenizer"
-            bounded = max(s.events, min(n_out, max_tokens))
+            bounded = max(s.events, min(n_out, wanted))
             if bounded != n_out:
                 tally.disagree("retokenized", f"{n_out} -> {bounded}")
                 n_out = bounded
@@ -82,6 +88,7 @@ def to_records(
         error = s.error if s.error is not None or reads else "the stream carried no content"
         if error is None:
             tally.sources[source] += 1
+            tally.short += max(n_out, reads) < wanted
         records.append(
             RequestRecord(
                 request_index=request.index,
@@ -100,12 +107,11 @@ def to_records(
     return records, tally
 
 
-def report(
-    records: Sequence[RequestRecord], tally: Tally, *, max_tokens: int, length_fields: Sequence[str]
-) -> None:
+def report(records: Sequence[RequestRecord], tally: Tally, *, length_fields: Sequence[str]) -> None:
     """Log where counts came from and every disagreement; ``length_fields``
     are the length-enforcing fields the requests carried."""
     ok = sum(r.success for r in records)
+    max_tokens = tally.max_tokens
     found = ", ".join(f"{k} {v}" for k, v in sorted(tally.sources.items()))
     log.info("output token counts from: %s", found or "no successful request")
     said, example = tally.disagreements, tally.examples
@@ -135,12 +141,11 @@ def report(
             example["retokenized"],
             max_tokens,
         )
-    short = sum(r.success and r.output_tokens < max_tokens for r in records)
-    if short and length_fields:
+    if tally.short and length_fields:
         log.warning(
-            "%d of %d requests stopped before max_new_tokens=%d although %s were sent: "
-            "the server does not honour them (see README, serving endpoints)",
-            short,
+            "%d of %d requests stopped before the max_tokens they asked for (up to %d) although "
+            "%s were sent: the server does not honour them (see README, serving endpoints)",
+            tally.short,
             ok,
             max_tokens,
             "/".join(length_fields),

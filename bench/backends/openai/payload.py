@@ -68,8 +68,14 @@ class Body:
         short = {k: 1 if k in ("max_tokens", "min_tokens") else v for k, v in self.fields.items()}
         return replace(self, fields=MappingProxyType(short))
 
-    def encode(self, endpoint: Endpoint, prompt: Prompt) -> bytes:
+    def encode(self, endpoint: Endpoint, prompt: Prompt, max_tokens: int | None = None) -> bytes:
+        """The request's body; ``max_tokens`` for a request that asks for its
+        own output length (``output_lengths: dataset``), ``min_tokens`` with it."""
         body = {**endpoint.prompt_body(prompt), **self.fields}
+        if max_tokens is not None:
+            for name in ("max_tokens", "min_tokens"):
+                if name in body and name in self.fields:
+                    body[name] = max_tokens
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
     @property

@@ -72,7 +72,7 @@ def search_dirs() -> list[Path]:
     if env := os.environ.get("BENCH_PROMPTS_DIR"):
         dirs.append(Path(env))
     dirs.append(Path.cwd() / "prompts")
-    dirs.append(Path(__file__).resolve().parents[2] / "prompts")
+    dirs.append(Path(__file__).resolve().parents[3] / "prompts")  # the repository's
     return dirs
 
 
