@@ -92,7 +92,10 @@ def list_shapes(engine: sa.Engine, model: str | None) -> list[str]:
         return []
     found = {r["shape"] for r in run_query(engine, "latest_per_config", model=model)}
     shapes = [s for s in found if _SHAPE.fullmatch(s or "")]
-    return sorted(shapes, key=lambda s: tuple(int(n) for n in re.findall(r"\d+", s)))
+    # exact shapes by their lengths, then the dataset's (outdsN) by their caps
+    return sorted(
+        shapes, key=lambda s: (s.startswith("outds"), tuple(int(n) for n in re.findall(r"\d+", s)))
+    )
 
 
 def shown(value: str) -> str:

@@ -3,12 +3,13 @@
 --   while its TTFT p99 stays within the SLO?
 -- param: slo_ttft_p99_ms float           the SLO: a batch size qualifies when ttft_p99_ms <= this
 -- param: model text = ''                 benchmark_config.model ('' = every model)
--- param: shape text = ''                 shape_label() such as 'in128-out128' ('' = every shape)
+-- param: shape text = ''                 shape_label() such as 'in128-out128' or 'outds256' ('' = every shape)
 -- columns: model, precision, device, device_model, cards, backend, shape, input_tokens,
 --   max_new_tokens, world_size, best_batch_size, output_tokens_per_s, ttft_p99_ms, run_id,
 --   started_at, n_within_slo, n_batch_sizes
 --   One row per model x precision x device x device model x cards x backend x shape
---   (input_tokens, NULL: the prompt set as is, and max_new_tokens) x world_size (a Gaudi2
+--   (input_tokens, NULL: the prompt set as is, and max_new_tokens; outdsN: the dataset's
+--   output lengths capped at N) x world_size (a Gaudi2
 --   and a Gaudi3 node have their own best),
 --   judged on the latest successful run of each batch size; best_batch_size is
 --   NULL (and the other figures are the fastest TTFT's) when none meets the SLO.

@@ -99,6 +99,7 @@ def test_trigger_form_fields_render_as_a_performance_engineer_expects(dagbag) ->
         "precisions": "multi-select",
         "batch_sizes": "multi-select",
         "max_new_tokens": "number",
+        "output_lengths": "dropdown",
         "warmup": "number",
         "prompts": "text",
         "limit": "number",

@@ -78,6 +78,16 @@ def test_bad_prompt_files(tmp_path: Path, content: bytes, name: str, message: st
         load_prompt_set(str(path))
 
 
+def test_named_sets_resolve_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repository's prompts/ is found from anywhere (a user runs `bench`
+    from their own directory, which has no prompts/ of its own)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENCH_PROMPTS_DIR", raising=False)
+    assert len(load_prompt_set("default")) == 200
+
+
 def test_missing_set_names_where_it_looked() -> None:
     with pytest.raises(PromptError, match="'nope' not found"):
         load_prompt_set("nope")

@@ -61,3 +61,23 @@ def test_the_campaign_table_names_each_shape(engine: sa.Engine) -> None:
         ("m/fp32/bs1/in2048-out128", "in2048-out128"),
         ("m/fp32/bs4/in2048-out128", "in2048-out128"),
     ]
+
+
+def test_dataset_output_lengths_are_a_shape_of_their_own(engine: sa.Engine) -> None:
+    """``output_lengths: dataset`` (a fingerprint of its own) reads ``outds<cap>``
+    in labels, the campaign table, the page's filter and ``best_batch_size``."""
+    cfg = f.config(model="m", batch_size=2, output_lengths="dataset", max_new_tokens=256)
+    writer.load_result(engine, f.result(cfg, campaign=f.nightly(0)))
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT label, output_lengths FROM benchmark_config WHERE output_lengths <> 'fixed'"
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [("m/fp32/bs2/outds256", "dataset")]
+    rows = run_query(engine, "campaign_runs", campaign=f.nightly(0).dag_run_id)
+    assert ("m/fp32/bs2/outds256", "outds256") in [(r["label"], r["shape"]) for r in rows]
+    assert browse.list_shapes(engine, "m") == ["in128-out128", "in2048-out128", "outds256"]
+    assert browse.shape_of("m/fp32/bs2/outds256@gaudi3") == "outds256"
+    best = run_query(engine, "best_batch_size", shape="outds256", slo_ttft_p99_ms=1e9)
+    assert [(r["model"], r["shape"], r["best_batch_size"]) for r in best] == [("m", "outds256", 2)]
