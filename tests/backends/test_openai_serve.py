@@ -92,12 +92,12 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _config(url: str, model: Path, **kw: Any) -> RunConfig:
     """Only what a user must say: where the server is and which model."""
     options = {"base_url": url + "/v1", **kw.pop("options", {})}
+    kw.setdefault("limit", 8)
     return RunConfig(
         model=str(model),
         backend="openai",
         device="cpu",
         max_new_tokens=MAX_NEW_TOKENS,
-        limit=8,
         **kw,
         options=options,
     )
@@ -201,3 +201,59 @@ def test_an_explicit_completions_endpoint(serve_url: str, tiny_model: Path) -> N
         "check --base-url (the API root, e.g. http://host:8000/v1) and --served-model "
         "(a model the server serves); --endpoint auto tries every API"
     )
+
+
+def test_exact_input_lengths_with_the_models_tokenizer(
+    serve_url: str, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--input-tokens`` with ``--tokenizer``: every prompt is 24 tokens by
+    the probed endpoint's rule, and the server agrees (5.x: its usage says 24,
+    and no disagreement is logged; 4.55 sends no usage: the same rule counts)."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="bench")
+    config = _config(
+        serve_url,
+        tiny_model,
+        concurrency=2,
+        input_tokens=24,
+        options={"tokenizer": str(tiny_model)},
+    )
+    result = run_benchmark(config)
+    assert result.ok, result.error
+    assert result.config.label.endswith("/in24-out16")
+    assert [r.input_tokens for r in result.requests] == [24] * 8
+    assert "prompt token counts disagree" not in caplog.text
+
+
+def test_dataset_output_lengths_reach_the_server_as_max_tokens(
+    serve_url: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """``output_lengths: dataset``: each request's ``max_tokens`` is its reply's
+    length; the server refuses ``min_tokens``, so the run records that EOS was
+    not ignored and no request goes past the length it asked for."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    replies = ["Yes.", "word " * 3, "word " * 40]
+    prompts = tmp_path / "set.jsonl"
+    prompts.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "reply": r}) + "\n" for i, r in enumerate(replies))
+    )
+    config = _config(
+        serve_url, tiny_model, concurrency=2, output_lengths="dataset", prompts=str(prompts),
+        options={"tokenizer": str(tiny_model)},
+    )  # fmt: skip
+    result = run_benchmark(config)
+    assert result.ok, result.error
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    wanted = [
+        min(MAX_NEW_TOKENS, len(tokenizer(r, add_special_tokens=False)["input_ids"]))
+        for r in replies
+    ]
+    assert result.config.ignore_eos is False  # min_tokens refused: lengths not enforced
+    assert result.config.label.endswith(f"/outds{MAX_NEW_TOKENS}")
+    for r in result.requests:
+        assert r.success, r.error
+        assert 1 <= r.output_tokens <= wanted[r.request_index % 3]
