@@ -12,7 +12,11 @@ sync, each task, the gaps between tasks, and inside each benchmark task
 the child's phases (interpreter and bench imports, plan, model load with
 its torch/transformers import, warmup, measure, store = spool + DB
 connect/migrate/load), against the same phases of the loop's children.
-Last, the DAG parse time of every file in dags/.
+Beside them, Airflow's floor: ``airflow dags test`` of a DAG of the same
+shape whose tasks do nothing, so what Airflow costs any DAG (the CLI's start,
+``dags test``'s in-process task runner, state updates, exit) is told apart
+from what this project's tasks add. Last, the DAG parse time of every file in
+dags/.
 
 ``--baseline DIR`` measures another checkout (say the commit before an
 optimisation: ``git worktree add /tmp/base <commit>``) by the same
@@ -164,6 +168,39 @@ def airflow_round(env: dict[str, str], conf: dict[str, object]) -> Round:
     return Round(wall, cpu, dict(spans))
 
 
+#: Airflow's own floor: a DAG of the smoke campaign's shape whose tasks do
+#: nothing (plan -> N mapped tasks -> suspects -> detect -> report), timed the same way.
+FLOOR_DAG = """
+from datetime import datetime
+from airflow.sdk import DAG, task
+with DAG(dag_id="bench_floor", start_date=datetime(2025, 1, 1), schedule=None, catchup=False):
+    @task
+    def plan(): return list(range({n}))
+    @task
+    def benchmark(item): return item
+    @task
+    def suspects(): return []
+    @task
+    def detect_regressions(): return []
+    @task
+    def report(): return None
+    benchmark.expand(item=plan()) >> suspects() >> detect_regressions() >> report()
+"""
+
+
+def floor_round(env: dict[str, str], folder: Path, n: int) -> Round:
+    """``airflow dags test`` of :data:`FLOOR_DAG`: what any DAG of this shape
+    costs through the same command (the CLI's start, its in-process task
+    runner, state updates, exit), none of it this project's code."""
+    from bench.orchestration.airflow_env import airflow_bin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench_floor.py").write_text(FLOOR_DAG.replace("{n}", str(n)), encoding="utf-8")
+    floor_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    wall, cpu, _ = timed([airflow_bin(), "dags", "test", "bench_floor"], floor_env)
+    return Round(wall, cpu)
+
+
 # -- by hand --------------------------------------------------------------------------------
 
 
@@ -281,7 +318,7 @@ def main() -> None:
     phases = {t.name: (t.root / "bench" / "orchestration" / "child.py").is_file() for t in trees}
     bench(envs[trees[-1].name], "run", "--config", json.dumps(configs[0]), "-q", "--no-db")
 
-    variants = ("airflow", "loop", "gate") if args.gate else ("airflow", "loop")
+    variants = ("airflow", "floor", "loop", "gate") if args.gate else ("airflow", "floor", "loop")
     rounds: dict[tuple[str, str], list[Round]] = defaultdict(list)
     for _ in range(args.rounds):
         for variant in variants:  # interleaved: each tree's turn right after the other's
@@ -289,6 +326,8 @@ def main() -> None:
                 env = envs[tree.name]
                 if variant == "airflow":
                     measured = airflow_round(env, conf)
+                elif variant == "floor":
+                    measured = floor_round(env, home / "floor-dags", len(configs))
                 else:
                     measured = loop_round(
                         env, configs, gate=variant == "gate", phases=phases[tree.name]
@@ -315,9 +354,17 @@ def main() -> None:
             f"{cpu['airflow'] / cpu['loop']:.2f}x CPU (target <= 1.3x); Airflow adds "
             f"{(wall['airflow'] - wall['loop']) / n:.1f} s per configuration"
         )
+        ours = wall["airflow"] - wall["floor"] - wall["loop"]
+        print(
+            f"  Airflow's floor (airflow dags test of a no-op DAG of this shape){'':<1}"
+            f"{wall['floor']:6.1f} s{cpu['floor']:7.1f} s\n"
+            f"  this project's share (through Airflow - floor - loop) {ours:.1f} s, "
+            f"{ours / n:.1f} s per configuration; the loop + that share: "
+            f"{(wall['loop'] + ours) / wall['loop']:.2f}x the loop"
+        )
 
     print("\nwhere the seconds go (median of each span over the rounds; wall s):")
-    columns = [(t.name, v) for t in trees for v in ("airflow", "loop")]
+    columns = [(t.name, v) for t in trees for v in ("airflow", "loop")]  # (the floor: no spans)
     spans = {key: median_spans(rounds[key]) for key in columns}
     names = list(dict.fromkeys(n for key in columns for n in spans[key]))
     index = {t.name: i for i, t in enumerate(trees)}

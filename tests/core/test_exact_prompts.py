@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,31 @@ def test_every_prompt_is_exactly_n_tokens(
     assert len(texts) == 40 and len(set(texts)) == 40
     assert set(model_counts(tokenizer, texts, templated=templated)) == {n_tokens}
     assert built.name == f"{'default' if mode == 'text' else 'random'}@in{n_tokens}"
+
+
+class TransformersCallsOnly(PromptTokens):
+    """The same rule, counted and decoded through transformers' own calls."""
+
+    @cached_property
+    def _rust(self) -> Any:
+        return None
+
+
+@pytest.mark.parametrize("templated", [False, True], ids=["plain", "chat-template"])
+@pytest.mark.parametrize("mode", ["text", "random"])
+def test_the_rust_path_builds_what_transformers_calls_build(
+    tokenizer: Any, templated: bool, mode: str
+) -> None:
+    """Counting and decoding through the Rust tokenizer directly (the fast
+    path) gives the same texts, hence the same set sha, as transformers' calls."""
+    source = load_prompt_set("default") if mode == "text" else None
+    fast = PromptTokens(tokenizer, templated)
+    assert fast._rust is not None  # the tiny model's tokenizer is a fast one
+    built = build_exact(fast, 200, 24, source=source, seed=5)
+    slow = build_exact(TransformersCallsOnly(tokenizer, templated), 200, 24, source=source, seed=5)
+    assert built.sha == slow.sha
+    texts = [p.text or "" for p in built.prompts]
+    assert fast.count(texts) == TransformersCallsOnly(tokenizer, templated).count(texts)
 
 
 def test_text_mode_starts_request_i_at_prompt_i(tokenizer: Any) -> None:

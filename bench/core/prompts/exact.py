@@ -104,13 +104,41 @@ class PromptTokens:
         if not texts:
             return []
         rendered = [self.render(t) for t in texts]
-        ids = self.tokenizer(rendered, add_special_tokens=not self.templated)["input_ids"]
+        special = not self.templated
+        if self._rust is not None:  # lengths only: no id lists built in Python
+            return [len(e) for e in self._rust.encode_batch(rendered, add_special_tokens=special)]
+        ids = self.tokenizer(rendered, add_special_tokens=special)["input_ids"]
         return [len(row) for row in ids]
+
+    def decode_many(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        """:meth:`decode` of each row, in one call (in parallel where the
+        tokenizer is a Rust one)."""
+        if self._rust is not None:
+            return [str(t) for t in self._rust.decode_batch([list(r) for r in rows], True)]
+        return [self.decode(r) for r in rows]
+
+    @cached_property
+    def _rust(self) -> Any:
+        """The tokenizer's Rust ``tokenizers.Tokenizer`` when calling it
+        directly counts exactly as transformers does (a fast tokenizer with no
+        truncation or padding of its own): the same encodings without the
+        Python lists transformers builds from them, the decodes batched.
+        None otherwise (the transformers call is used)."""
+        rust = getattr(self.tokenizer, "backend_tokenizer", None)
+        if rust is None or not all(
+            hasattr(rust, name) for name in ("encode_batch", "decode_batch", "truncation")
+        ):
+            return None
+        if rust.truncation is not None or rust.padding is not None:
+            return None
+        return rust
 
     def encode_body(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of raw text pieces, without special tokens."""
         if not texts:
             return []
+        if self._rust is not None:
+            return [e.ids for e in self._rust.encode_batch(list(texts), add_special_tokens=False)]
         return [list(r) for r in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -271,7 +299,9 @@ def _settle(
         for i in pending:
             if cut[i] > len(ids[i]):
                 ids[i] = stream(i, cut[i] + slack)
-            texts[i] = tokens.decode(ids[i][: cut[i]])
+        decoded = tokens.decode_many([ids[i][: cut[i]] for i in pending])
+        for i, text in zip(pending, decoded, strict=True):
+            texts[i] = text
         counts = tokens.count([texts[i] for i in pending])
         moved = []
         for i, n in zip(pending, counts, strict=True):
