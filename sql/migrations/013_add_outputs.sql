@@ -35,7 +35,8 @@ ALTER TABLE run_summary
     ADD COLUMN output_prefix_match double precision,
     ADD COLUMN output_exact_match double precision;
 
--- run_metric (008, 011) learns the new columns, as 008's header asks.
+-- run_metric (008) learns the new columns, 011's streamed_vs_bare_ratio and these,
+-- as 008's header asks.
 CREATE OR REPLACE FUNCTION run_metric(s run_summary, name text) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE name
@@ -77,63 +78,5 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- v_run_trend (007, 011) gains both, appended (CREATE OR REPLACE VIEW keeps
--- the existing columns in place).
-CREATE OR REPLACE VIEW v_run_trend AS
-SELECT
-    r.id                 AS run_id,
-    r.run_uid,
-    r.started_at,
-    r.finished_at,
-    c.id                 AS campaign_id,
-    c.dag_id,
-    c.dag_run_id,
-    c.trigger,
-    c.started_at         AS campaign_started_at,
-    bc.id                AS config_id,
-    bc.fingerprint,
-    bc.label,
-    bc.model,
-    bc.precision,
-    bc.batch_size,
-    bc.max_new_tokens,
-    bc.backend,
-    bc.device,
-    bc.world_size,
-    bc.concurrency,
-    bc.request_rate,
-    bc.prompt_set_sha,
-    e.id                 AS environment_id,
-    e.fingerprint        AS environment_fingerprint,
-    e.host,
-    e.device_name,
-    e.device_count,
-    e.driver_version,
-    e.runtime_version,
-    e.git_sha,
-    s.n_requests,
-    s.n_failed,
-    s.input_tokens_total,
-    s.output_tokens_total,
-    s.duration_s,
-    s.output_tokens_per_s,
-    s.requests_per_s,
-    s.ttft_mean_ms, s.ttft_p50_ms, s.ttft_p90_ms, s.ttft_p95_ms, s.ttft_p99_ms,
-    s.tpot_mean_ms, s.tpot_p50_ms, s.tpot_p90_ms, s.tpot_p95_ms, s.tpot_p99_ms,
-    s.itl_mean_ms,  s.itl_p50_ms,  s.itl_p90_ms,  s.itl_p95_ms,  s.itl_p99_ms,
-    s.e2e_mean_ms,  s.e2e_p50_ms,  s.e2e_p90_ms,  s.e2e_p95_ms,  s.e2e_p99_ms,
-    s.goodput_requests_per_s,
-    s.goodput_fraction,
-    s.peak_memory_bytes,
-    s.energy_j,
-    s.energy_j_per_token,
-    bc.timing,
-    s.streamed_vs_bare_ratio,
-    s.output_prefix_match,
-    s.output_exact_match
-FROM run r
-JOIN campaign c          ON c.id = r.campaign_id
-JOIN benchmark_config bc ON bc.id = r.config_id
-JOIN run_summary s       ON s.run_id = r.id
-LEFT JOIN environment e  ON e.id = r.environment_id
-WHERE r.status = 'ok';
+-- v_run_trend (007) shows both from migration 014 on, which restates it once
+-- for 011, 013 and 014.

@@ -133,7 +133,9 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) l;
 
--- v_run_trend (007, 011, 013) gains the history key and the target, appended.
+-- v_run_trend (007) gains, appended in this order, the columns of 011 (timing,
+-- streamed_vs_bare_ratio), 013 (the output digests and matches) and this
+-- migration (the history key and the target): one restatement for the three.
 CREATE OR REPLACE VIEW v_run_trend AS
 SELECT
     r.id                 AS run_id,
