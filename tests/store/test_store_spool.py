@@ -118,12 +118,13 @@ def test_db_stopped_during_a_load(
     loader = threading.Thread(target=drain)
     loader.start()
     _wait_for_lock_wait(admin)
-    assert stop_embedded(own_pgdata)
+    assert stop_embedded(own_pgdata), "the embedded server did not stop within 30 s"
     loader.join(timeout=60)
+    assert not loader.is_alive(), "the load still waits a minute after the server stopped"
     blocker.invalidate()
     assert len(failure) == 1 and isinstance(failure[0], DatabaseUnavailable), failure
-    assert spool.pending() == [path]
-    assert not any(spool.claims_dir().iterdir())
+    assert spool.pending() == [path], (spool.pending(), path)
+    assert not any(spool.claims_dir().iterdir()), list(spool.claims_dir().iterdir())
 
     url = start_embedded(own_pgdata)
     engine = get_engine(url)
