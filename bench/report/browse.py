@@ -80,9 +80,7 @@ def parse_shape(shape: str | None) -> str | None:
     if not shape:
         return None
     if not _SHAPE.fullmatch(shape):
-        raise ConfigError(
-            f"shape {shown(shape)}: expected inN-outM (e.g. in128-out128) or outdsN"
-        )
+        raise ConfigError(f"shape {shown(shape)}: expected inN-outM (e.g. in128-out128) or outdsN")
     return shape
 
 
