@@ -83,6 +83,18 @@ def test_the_rust_path_builds_what_transformers_calls_build(
     assert fast.count(texts) == TransformersCallsOnly(tokenizer, templated).count(texts)
 
 
+@pytest.mark.parametrize("length", [16, 700])
+def test_random_streams_drawn_together_are_those_drawn_one_by_one(
+    tokenizer: Any, length: int
+) -> None:
+    from bench.core.prompts.exact import _RandomStream
+
+    stream = _RandomStream(PromptTokens(tokenizer, False), seed=11)
+    together = stream.many(range(25), length)
+    assert together == [stream(i, length) for i in range(25)]
+    assert {len(ids) for ids in together} == {length} and len({tuple(i) for i in together}) == 25
+
+
 def test_text_mode_starts_request_i_at_prompt_i(tokenizer: Any) -> None:
     source = load_prompt_set("default")
     built = build_exact(PromptTokens(tokenizer, False), 100, 5, source=source)

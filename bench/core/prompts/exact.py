@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -224,9 +224,7 @@ def build_exact(
     if cached is not None:
         texts = cached
     else:
-        stream = (
-            _text_streams(tokens, source) if source is not None else _random_streams(tokens, seed)
-        )
+        stream = _TextStream(tokens, source) if source is not None else _RandomStream(tokens, seed)
         texts = _settle(tokens, n_tokens, body, count, stream)
         _write_cache(cache_dir, key, texts)
     path = source.path if source is not None else Path(RANDOM)
@@ -235,43 +233,71 @@ def build_exact(
 
 # -- id streams: request i's token ids, long enough for any cut ----------------------------
 
-Stream = Callable[[int, int], list[int]]
+
+class Stream:
+    """Request ``i``'s token ids, at least ``length`` of them (:meth:`many`:
+    several requests at once, batched where the source allows)."""
+
+    def __call__(self, i: int, length: int) -> list[int]:
+        raise NotImplementedError
+
+    def many(self, indices: Sequence[int], length: int) -> list[list[int]]:
+        return [self(i, length) for i in indices]
 
 
-def _text_streams(tokens: PromptTokens, source: PromptSet) -> Stream:
+class _TextStream(Stream):
     """Request ``i``: prompt i, i+1, ... of the set, newline separated, cyclically."""
-    pieces = tokens.encode_body([_plain(p) + "\n" for p in source.prompts])
-    if not any(pieces):
-        raise PromptError(f"prompt set {source.name} has no text to build prompts from")
 
-    def stream(i: int, length: int) -> list[int]:
+    def __init__(self, tokens: PromptTokens, source: PromptSet) -> None:
+        self.pieces = tokens.encode_body([_plain(p) + "\n" for p in source.prompts])
+        if not any(self.pieces):
+            raise PromptError(f"prompt set {source.name} has no text to build prompts from")
+
+    def __call__(self, i: int, length: int) -> list[int]:
         out: list[int] = []
         j = i
         while len(out) < length:
-            out += pieces[j % len(pieces)]
+            out += self.pieces[j % len(self.pieces)]
             j += 1
         return out[:length]
 
-    return stream
 
-
-def _random_streams(tokens: PromptTokens, seed: int) -> Stream:
+class _RandomStream(Stream):
     """Request ``i``: token ids drawn uniformly from the non-special vocabulary
     with a generator seeded by (seed, i), decoded and re-encoded once so the
     stream is the tokenizer's own reading of its text (random byte-level ids
-    that split a character would otherwise never settle)."""
-    vocab = tokens.whole_tokens()
+    that split a character would otherwise never settle). :meth:`many` draws,
+    decodes and re-encodes every request in one batched call each; the few
+    whose text reads shorter than asked draw twice as many, one by one, as
+    :meth:`__call__` does: the same ids either way."""
 
-    def stream(i: int, length: int) -> list[int]:
-        drawn = length + length // 2 + 8
+    def __init__(self, tokens: PromptTokens, seed: int) -> None:
+        self.tokens = tokens
+        self.seed = seed
+        self.vocab = tokens.whole_tokens()
+
+    def _draw(self, i: int, k: int) -> list[int]:
+        return random.Random(f"{self.seed}:{i}").choices(self.vocab, k=k)
+
+    @staticmethod
+    def _first_draw(length: int) -> int:
+        return length + length // 2 + 8
+
+    def __call__(self, i: int, length: int, drawn: int | None = None) -> list[int]:
+        drawn = drawn or self._first_draw(length)
         while True:
-            ids = random.Random(f"{seed}:{i}").choices(vocab, k=drawn)
-            canonical = tokens.encode_body([tokens.decode(ids)])[0]
+            canonical = self.tokens.encode_body(self.tokens.decode_many([self._draw(i, drawn)]))[0]
             if len(canonical) >= length:
                 return canonical[:length]
             drawn *= 2
 
-    return stream
+    def many(self, indices: Sequence[int], length: int) -> list[list[int]]:
+        drawn = self._first_draw(length)
+        texts = self.tokens.decode_many([self._draw(i, drawn) for i in indices])
+        return [
+            ids[:length] if len(ids) >= length else self(i, length, drawn * 2)
+            for i, ids in zip(indices, self.tokens.encode_body(texts), strict=True)
+        ]
 
 
 def _plain(prompt: Prompt) -> str:
@@ -291,7 +317,7 @@ def _settle(
     once (one batched tokenizer call per round); the few a cut cannot settle
     (a merge across the cut moves the count by two) get a local search."""
     slack = 8 + body // 4
-    ids = [stream(i, body + slack) for i in range(count)]
+    ids = stream.many(range(count), body + slack)
     cut = [body] * count
     texts = [""] * count
     pending = list(range(count))
