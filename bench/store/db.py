@@ -95,13 +95,18 @@ def translate_errors(engine: sa.Engine) -> Iterator[None]:
 
 def is_disconnect(exc: BaseException) -> bool:
     """The server is gone or refusing connections (not a bad statement, not
-    a deadlock): SQLSTATE class 08 / 57P, or a client-side failure."""
+    a deadlock): SQLSTATE class 08 / 57P, or a client-side failure.
+
+    A bare ``psycopg2.DatabaseError`` without SQLSTATE is a connection lost
+    mid-statement too: psycopg2 raises it instead of OperationalError when
+    libpq reports "server closed the connection unexpectedly" before it has
+    marked the connection bad (a race a server shutdown under load hits)."""
     if isinstance(exc, psycopg2.InterfaceError | sa_exc.DisconnectionError):
         return True
     if isinstance(exc, psycopg2.OperationalError):
         code = exc.pgcode or ""
         return not code or code.startswith(("08", "57P"))
-    return False
+    return type(exc) is psycopg2.DatabaseError and not getattr(exc, "pgcode", None)
 
 
 def _translated(engine: sa.Engine, exc: BaseException) -> StoreError:

@@ -157,6 +157,7 @@ def test_the_trigger_form_reads_without_the_docs(db_url: str, tmp_path: Path) ->
         load = open_rows(page)
         assert list(load) == [
             "Output tokens per request",
+            "Output lengths",
             "Warmup iterations",
             "Prompt set",
             "Requests per configuration",
@@ -167,6 +168,7 @@ def test_the_trigger_form_reads_without_the_docs(db_url: str, tmp_path: Path) ->
         ]
         assert "1 to 32768 tokens" in load["Output tokens per request"]["help"]
         assert "0 to 100 iterations" in load["Warmup iterations"]["help"]
+        assert "reference reply's length" in load["Output lengths"]["help"]
         assert all(row["help"] for row in load.values()), load
 
         # add batch size 8 from the menu, trigger: the API takes what the form sends

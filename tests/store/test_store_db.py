@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 import psutil
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from store_helpers import bench_proc
 
 from bench.errors import ConfigError, DatabaseUnavailable
 from bench.paths import pgdata_dir
-from bench.store.db import display_url, get_engine, resolve_url, stop_embedded
+from bench.store.db import display_url, get_engine, is_disconnect, resolve_url, stop_embedded
 from bench.store.migrate import upgrade
 
 
@@ -67,3 +68,22 @@ def test_embedded_server_concurrent_first_starts(bench_home: Path) -> None:
     finally:
         assert stop_embedded()
     assert not stop_embedded()
+
+
+@pytest.mark.parametrize(
+    ("exc", "gone"),
+    [
+        (psycopg2.OperationalError("could not connect to server"), True),
+        (psycopg2.InterfaceError("connection already closed"), True),
+        # libpq said the server closed the connection before psycopg2 saw it bad
+        (psycopg2.DatabaseError("server closed the connection unexpectedly"), True),
+        (psycopg2.ProgrammingError("syntax error at or near"), False),
+        (psycopg2.IntegrityError("duplicate key value"), False),
+        (ValueError("not a database error"), False),
+    ],
+    ids=["operational", "interface", "bare-database-error", "programming", "integrity", "other"],
+)
+def test_which_errors_mean_the_server_is_gone(exc: BaseException, gone: bool) -> None:
+    """A lost server keeps the result spooled (DatabaseUnavailable); a bad
+    statement is an error of its own, never mistaken for an outage."""
+    assert is_disconnect(exc) is gone

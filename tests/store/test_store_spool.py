@@ -108,10 +108,11 @@ def test_db_stopped_during_a_load(
         sa.text("LOCK TABLE run_summary IN ACCESS EXCLUSIVE MODE")
     )  # held: the load stops at the summary
     failure: list[BaseException] = []
+    reports: list[spool.DrainReport] = []
 
     def drain() -> None:
         try:
-            spool.drain(engine)
+            reports.append(spool.drain(engine))
         except BaseException as exc:
             failure.append(exc)
 
@@ -122,7 +123,7 @@ def test_db_stopped_during_a_load(
     loader.join(timeout=60)
     assert not loader.is_alive(), "the load still waits a minute after the server stopped"
     blocker.invalidate()
-    assert len(failure) == 1 and isinstance(failure[0], DatabaseUnavailable), failure
+    assert len(failure) == 1 and isinstance(failure[0], DatabaseUnavailable), (failure, reports)
     assert spool.pending() == [path], (spool.pending(), path)
     assert not any(spool.claims_dir().iterdir()), list(spool.claims_dir().iterdir())
 
