@@ -202,13 +202,16 @@ def spool_and_load(result: RunResult) -> SpoolOutcome:
             f"result stored in the results DB as run {own.run_id} ({display_url(engine.url)}){also}"
         )
         return SpoolOutcome(True, message, loaded_dir() / path.name)
+    # A file moves spool/ -> claims/ -> loaded/ (or back to spool/): looked at
+    # in that order, a claim that settles between the two looks is still seen.
+    claimed = any(claims_dir().glob(f"{path.name}{_CLAIM_SEP}*"))
     if (loaded_dir() / path.name).exists():  # a concurrent drain loaded it
         return SpoolOutcome(
             True,
             f"result stored in the results DB ({display_url(engine.url)}){also}",
             loaded_dir() / path.name,
         )
-    if any(claims_dir().glob(f"{path.name}{_CLAIM_SEP}*")):
+    if claimed:
         return SpoolOutcome(False, "result is being loaded by a concurrent `bench db load`", path)
     error = next((e for n, e in report.failed if n == path.name), "not loaded")
     return SpoolOutcome(False, f"{error}; {later}", path)

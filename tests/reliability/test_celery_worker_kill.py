@@ -17,6 +17,7 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -30,6 +31,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 __all__ = ["redis_url"]
 
 DAG = "llm_bench_faults"
+
+
+def _wait_for_benchmark_child(worker_pid: int, timeout_s: float = 120) -> None:
+    """Until the worker runs a benchmark child (``bench run ... --outcome``):
+    a kill from then on lands before the task can finish, however fast the
+    machine (a fixed sleep after "running" let a quick task finish first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.Process(worker_pid).children(recursive=True):
+            try:
+                if "--outcome" in proc.cmdline():
+                    return
+            except psutil.Error:
+                continue  # gone, or a zombie, while looked at
+        time.sleep(0.1)
+    raise AssertionError(f"no benchmark child under the worker within {timeout_s:.0f} s")
 
 
 def test_a_killed_celery_worker_is_retried_elsewhere_and_replaces_not_duplicates(
@@ -58,7 +75,8 @@ def test_a_killed_celery_worker_is_retried_elsewhere_and_replaces_not_duplicates
             time.sleep(2)
         else:
             raise AssertionError(f"no benchmark started: {tis}\n{af.tail('worker-1')}")
-        time.sleep(5)  # into the child's model load
+        _wait_for_benchmark_child(af.procs["worker-1"].pid)
+        time.sleep(1)  # into the child's start-up or model load: seconds from done
         os.killpg(af.procs["worker-1"].pid, signal.SIGKILL)
         af.procs.pop("worker-1").wait()
         af.start("worker-2", worker)
