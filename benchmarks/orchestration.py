@@ -297,6 +297,16 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-orchestration-"))
     os.environ["BENCH_HOME"] = str(home)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        measure(args, home)
+    finally:  # the embedded Postgres under this run's own BENCH_HOME: nobody else uses it
+        from bench.store.db import stop_embedded
+
+        stop_embedded()
+
+
+def measure(args: argparse.Namespace, home: Path) -> None:
+    """Every variant, interleaved round by round, then the tables."""
     from bench.campaign import load_campaign
     from bench.orchestration.airflow_env import airflow_environ, migrate
     from bench.paths import models_dir
