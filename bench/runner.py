@@ -166,7 +166,7 @@ def output_lengths(config: RunConfig, prompt_set: PromptSet) -> dict[str, int] |
     require_replies(prompt_set)
     tokens, _ = counting_rule(config)
     planned = plan_requests(prompt_set, limit=config.limit, batch_size=config.batch_size)
-    return reply_lengths(planned, tokens.tokenizer, config.max_new_tokens)
+    return reply_lengths(planned, tokens, config.max_new_tokens)
 
 
 def requests_set(config: RunConfig, source: PromptSet | None) -> PromptSet:

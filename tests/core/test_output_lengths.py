@@ -13,6 +13,7 @@ import pytest
 
 from bench.core.config import RunConfig
 from bench.core.prompts import Prompt, load_prompt_set
+from bench.core.prompts.exact import PromptTokens
 from bench.core.prompts.lengths import reply_lengths
 from bench.errors import ConfigError, PromptError
 from tests.core.test_cli_run import bench
@@ -63,14 +64,18 @@ def sharegpt_set(tmp_path: Path) -> Path:
 
 def test_lengths_are_the_replies_tokens_capped_and_at_least_one(tokenizer: Any) -> None:
     prompts = [Prompt(text=f"q{i}", reply=r) for i, r in enumerate([*REPLIES, " "])]
-    lengths = reply_lengths(prompts * 2, tokenizer, CAP)  # repeats counted once
+    lengths = reply_lengths(
+        prompts * 2, PromptTokens(tokenizer, False), CAP
+    )  # repeats counted once
     assert lengths == {p.sha: expected(tokenizer, p.reply or "") for p in prompts}
     assert set(lengths.values()) >= {1, CAP} and len(set(lengths.values())) >= 4
 
 
 def test_a_prompt_without_a_reply_is_refused(tokenizer: Any) -> None:
     with pytest.raises(PromptError, match="1 of 2 prompts have no reference reply"):
-        reply_lengths([Prompt(text="a", reply="b"), Prompt(text="c")], tokenizer, CAP)
+        reply_lengths(
+            [Prompt(text="a", reply="b"), Prompt(text="c")], PromptTokens(tokenizer, False), CAP
+        )
 
 
 def test_fixed_lengths_keep_their_fingerprints() -> None:

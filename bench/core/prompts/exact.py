@@ -20,6 +20,7 @@ night's second configuration of a shape reads it back in milliseconds
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import os
@@ -234,12 +235,12 @@ def build_exact(
 # -- id streams: request i's token ids, long enough for any cut ----------------------------
 
 
-class Stream:
+class Stream(abc.ABC):
     """Request ``i``'s token ids, at least ``length`` of them (:meth:`many`:
     several requests at once, batched where the source allows)."""
 
-    def __call__(self, i: int, length: int) -> list[int]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, i: int, length: int) -> list[int]: ...
 
     def many(self, indices: Sequence[int], length: int) -> list[list[int]]:
         return [self(i, length) for i in indices]

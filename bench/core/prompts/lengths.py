@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.core.prompts import Prompt, PromptSet
+from bench.core.prompts.exact import PromptTokens
 from bench.errors import PromptError
 
 
-def reply_lengths(prompts: Sequence[Prompt], tokenizer: Any, cap: int) -> dict[str, int]:
-    """Each distinct prompt's (by sha) reference reply length in tokens,
-    between 1 and ``cap``."""
+def reply_lengths(prompts: Sequence[Prompt], tokens: PromptTokens, cap: int) -> dict[str, int]:
+    """Each distinct prompt's (by sha) reference reply length in the model's
+    tokens (``tokens``: its tokenizer), between 1 and ``cap``."""
     distinct = list({p.sha: p for p in prompts}.values())
     replies = [p.reply for p in distinct if p.reply is not None]
     if len(replies) != len(distinct):
@@ -30,7 +31,7 @@ def reply_lengths(prompts: Sequence[Prompt], tokenizer: Any, cap: int) -> dict[s
             "have no reference reply (a set from `bench prompts import` keeps each "
             "conversation's reply)"
         )
-    ids = tokenizer(replies, add_special_tokens=False)["input_ids"]
+    ids = tokens.encode_body(replies)
     return {p.sha: max(1, min(cap, len(row))) for p, row in zip(distinct, ids, strict=True)}
 
 
