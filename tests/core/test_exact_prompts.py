@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,29 @@ def test_text_mode_starts_request_i_at_prompt_i(tokenizer: Any) -> None:
     for i, prompt in enumerate(built.prompts):
         assert (prompt.text or "").startswith(source.prompts[i].text or "")
         assert source.prompts[i + 1].text in (prompt.text or "")  # appended: the next prompt
+
+
+@dataclass(frozen=True)
+class CountingRule(PromptTokens):
+    """The same rule, remembering how many texts each count call was given."""
+
+    calls: list[int] = field(default_factory=list)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        self.calls.append(len(texts))
+        return super().count(texts)
+
+
+def test_a_set_shorter_than_the_count_builds_each_distinct_text_once(tokenizer: Any) -> None:
+    """Request i + len(set) starts where request i does: the same text,
+    settled once (a night's 1,000 requests over the 200-prompt set count 200)."""
+    source = load_prompt_set("default")
+    n = len(source.prompts)
+    rule = CountingRule(tokenizer, False)
+    texts = [p.text or "" for p in build_exact(rule, 48, 2 * n + 5, source=source).prompts]
+    assert texts[n : 2 * n] == texts[:n] and texts[2 * n :] == texts[:5]
+    assert len(set(texts)) == n and max(rule.calls) == n
+    assert set(model_counts(tokenizer, texts, templated=False)) == {48}
 
 
 def test_builds_are_deterministic_and_seeded(

@@ -245,6 +245,11 @@ class Stream(abc.ABC):
     def many(self, indices: Sequence[int], length: int) -> list[list[int]]:
         return [self(i, length) for i in indices]
 
+    def origin(self, i: int) -> int:
+        """The first request whose ids request ``i`` repeats (itself when
+        none): equal ids settle into equal texts, so each is built once."""
+        return i
+
 
 class _TextStream(Stream):
     """Request ``i``: prompt i, i+1, ... of the set, newline separated, cyclically."""
@@ -253,6 +258,9 @@ class _TextStream(Stream):
         self.pieces = tokens.encode_body([_plain(p) + "\n" for p in source.prompts])
         if not any(self.pieces):
             raise PromptError(f"prompt set {source.name} has no text to build prompts from")
+
+    def origin(self, i: int) -> int:
+        return i % len(self.pieces)  # request i + len(set) starts where request i does
 
     def __call__(self, i: int, length: int) -> list[int]:
         out: list[int] = []
@@ -316,19 +324,22 @@ def _settle(
 ) -> list[str]:
     """Texts whose counts are exactly ``n_tokens``, found for all requests at
     once (one batched tokenizer call per round); the few a cut cannot settle
-    (a merge across the cut moves the count by two) get a local search."""
+    (a merge across the cut moves the count by two) get a local search.
+    Requests that repeat an earlier one's ids (a set shorter than the count:
+    :meth:`Stream.origin`) reuse its text, which settling would rebuild equal."""
+    origins = [stream.origin(i) for i in range(count)]
+    unique = list(dict.fromkeys(origins))
     slack = 8 + body // 4
-    ids = stream.many(range(count), body + slack)
-    cut = [body] * count
-    texts = [""] * count
-    pending = list(range(count))
+    ids = dict(zip(unique, stream.many(unique, body + slack), strict=True))
+    cut = dict.fromkeys(unique, body)
+    texts: dict[int, str] = {}
+    pending = unique
     for _ in range(_ROUNDS):
         for i in pending:
             if cut[i] > len(ids[i]):
                 ids[i] = stream(i, cut[i] + slack)
         decoded = tokens.decode_many([ids[i][: cut[i]] for i in pending])
-        for i, text in zip(pending, decoded, strict=True):
-            texts[i] = text
+        texts.update(zip(pending, decoded, strict=True))
         counts = tokens.count([texts[i] for i in pending])
         moved = []
         for i, n in zip(pending, counts, strict=True):
@@ -337,10 +348,10 @@ def _settle(
                 moved.append(i)
         pending = moved
         if not pending:
-            return texts
+            break
     for i in pending:
         texts[i] = _search(tokens, n_tokens, cut[i], stream, i)
-    return texts
+    return [texts[i] for i in origins]
 
 
 def _search(tokens: PromptTokens, n_tokens: int, near: int, stream: Stream, i: int) -> str:
