@@ -21,6 +21,11 @@ differences say whether the two clocks agree. A variant that raises is
 recorded with its error and skipped afterwards; the others go on. Nothing
 here prints except through the ``log`` callable; the JSON report is written
 after every batch, so a run cut short still leaves its numbers.
+
+Around that engine, what both device scripts do the same way:
+:class:`CheckReport` (the report, its errors, each batch size's share of the
+time budget) and :func:`bench_run_modes` (``bench run`` once per timing mode,
+as a user runs it).
 """
 
 from __future__ import annotations
@@ -28,13 +33,19 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.core.step_events import EventFactory
+
+_T = TypeVar("_T")
 
 VARIANTS: tuple[str, ...] = ("bare", "stream", "events", "dual")
 #: generate() calls one round of each variant makes
@@ -267,3 +278,123 @@ def compare_batch(
                 log(f"batch {batch}: {name} failed in round {r + 1}: {stats[name].error}")
         log(f"batch {batch}: round {r + 1}/{rounds} done")
     return summarize_batch(batch, new_tokens, stats)
+
+
+@dataclass
+class CheckReport:
+    """A device check's JSON report, written whole after every step (a run
+    cut short by its budget or a crash still leaves what it measured)."""
+
+    data: dict[str, Any]
+    out: Path | None
+    log: Progress
+
+    def __post_init__(self) -> None:
+        self.data.setdefault("rows", [])
+        self.data.setdefault("errors", [])
+
+    def save(self) -> None:
+        self.data["elapsed_s"] = round(self.log.elapsed_s, 1)
+        if self.out is not None:
+            write_report(self.data, self.out)
+
+    def failed(self, step: str, exc: BaseException) -> None:
+        """Record one step's failure; the steps after it still run."""
+        self.data["errors"].append(f"{step}: {type(exc).__name__}: {exc}")
+        self.log(f"{step} FAILED: {exc}\n{traceback.format_exc()}")
+
+    def step(self, name: str, run: Callable[[], _T]) -> _T | None:
+        """``run()``, timed into ``<name>_s``; None when it failed (recorded).
+        Saved either way."""
+        t0 = time.perf_counter()
+        try:
+            value = run()
+        except Exception as exc:
+            self.failed(name, exc)
+            return None
+        else:
+            self.data[f"{name.replace(' ', '_')}_s"] = round(time.perf_counter() - t0, 1)
+            return value
+        finally:
+            self.save()
+
+    def done(self) -> int:
+        self.save()
+        self.log(f"done in {self.log.elapsed_s:.0f} s" + (f"; JSON in {self.out}" if self.out else ""))  # fmt: skip
+        return 0
+
+    def sweep(
+        self,
+        batches: Sequence[int],
+        measure: Callable[[int, float], dict[str, Any]],
+        *,
+        budget_s: float,
+        reserve_s: float = 0.0,
+        after_failure: Callable[[], None] | None = None,
+    ) -> None:
+        """``measure(batch, share)`` for each batch size, ``share`` an equal
+        part of what is left of ``budget_s`` once ``reserve_s`` is kept back
+        for later steps. A batch size that fails (out of memory at batch 64,
+        say) is recorded, ``after_failure`` cleans up, and the others run."""
+        for index, batch in enumerate(batches):
+            left = budget_s - reserve_s - self.log.elapsed_s
+            share = left / (len(batches) - index)
+            self.log(f"batch {batch}: {share:.0f} s of budget ({left:.0f} s left)")
+            try:
+                row = measure(batch, share)
+            except Exception as exc:
+                self.failed(f"batch {batch}", exc)
+                if after_failure is not None:
+                    after_failure()
+            else:
+                self.data["rows"].append(row)
+                for line in format_row(row):
+                    self.log(line)
+            self.save()
+
+
+def bench_run_modes(
+    argv: Callable[[str, Path], list[str]],
+    timings: Sequence[str],
+    log: Callable[[str], None],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """``bench run`` once per timing mode, as a user runs it: ``argv(timing,
+    out)`` is the command line, ``out`` the JSONL it must write. Per mode:
+    ok with the result's config, metrics and environment, or the error (a
+    mode that fails or times out does not stop the next)."""
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for timing in timings:
+            out = Path(tmp) / f"{timing}.jsonl"
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "bench", "run", *argv(timing, out)],
+                    capture_output=True, text=True, cwd=cwd, env=dict(env), timeout=timeout_s,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                result[timing] = {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+                log(f"bench run --timing {timing}: timed out")
+                continue
+            if proc.returncode != 0 or not out.is_file():
+                result[timing] = {"ok": False, "error": proc.stderr.strip()[-2000:]}
+                log(f"bench run --timing {timing}: FAILED {proc.stderr.strip()[-300:]}")
+                continue
+            summary = json.loads(out.read_text().splitlines()[-1])
+            result[timing] = {
+                "ok": True,
+                "config": summary["config"],
+                "metrics": summary["metrics"],
+                "environment": summary["environment"],
+            }
+            m = summary["metrics"]
+            ratio = m.get("streamed_vs_bare_ratio")
+            log(
+                f"bench run --timing {timing}: ok, ttft p50 {m['ttft_p50_ms']:.2f} ms, "
+                f"tpot p50 {m['tpot_p50_ms']:.2f} ms, {m['output_tokens_per_s']:.0f} tok/s"
+                + (f", streamed/bare {ratio:.3f}x" if ratio else "")
+            )
+    return result

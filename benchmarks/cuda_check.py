@@ -22,14 +22,11 @@ short still leaves its numbers. Needs only torch and transformers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +38,11 @@ sys.path.insert(0, str(REPO))  # run from anywhere: the script belongs to this c
 
 from bench.timingcheck import (  # noqa: E402
     VARIANTS,
+    CheckReport,
     Device,
     Progress,
+    bench_run_modes,
     compare_batch,
-    format_row,
-    write_report,
 )
 
 SHAPES: dict[str, dict[str, int]] = {
@@ -152,7 +149,6 @@ def cli_path(device: str, log: Progress, timeout_s: float = 150.0) -> dict[str, 
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "tiny"
         built = subprocess.run(
@@ -161,44 +157,16 @@ def cli_path(device: str, log: Progress, timeout_s: float = 150.0) -> dict[str, 
         )  # fmt: skip
         if built.returncode != 0:
             return {"tiny-model": {"ok": False, "error": built.stderr.strip()[-2000:]}}
-        timings = ("stream", "events", "dual") if device == "cuda" else ("stream", "dual")
-        for timing in timings:
-            out = Path(tmp) / f"{timing}.jsonl"
-            argv = [
-                sys.executable, "-m", "bench", "run", "--model", str(model_dir), "--device", device,
-                "--timing", timing, "--batch-size", "4", "--max-new-tokens", "16", "--limit", "8",
-                "--warmup", "1", "--no-db", "--output", str(out), "-q",
+
+        def argv(timing: str, out: Path) -> list[str]:
+            return [
+                "--model", str(model_dir), "--device", device, "--timing", timing,
+                "--batch-size", "4", "--max-new-tokens", "16", "--limit", "8", "--warmup", "1",
+                "--no-db", "--output", str(out), "-q",
             ]  # fmt: skip
-            try:
-                proc = subprocess.run(
-                    argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s
-                )
-            except subprocess.TimeoutExpired:
-                result[timing] = {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
-                log(f"bench run --timing {timing}: timed out")
-                continue
-            if proc.returncode != 0 or not out.is_file():
-                result[timing] = {"ok": False, "error": proc.stderr.strip()[-2000:]}
-                log(f"bench run --timing {timing}: FAILED {proc.stderr.strip()[-300:]}")
-                continue
-            summary = json.loads(out.read_text().splitlines()[-1])
-            result[timing] = {
-                "ok": True,
-                "config": summary["config"],
-                "metrics": summary["metrics"],
-                "environment": summary["environment"],
-            }
-            m = summary["metrics"]
-            log(
-                f"bench run --timing {timing}: ok, ttft p50 {m['ttft_p50_ms']:.2f} ms, "
-                f"tpot p50 {m['tpot_p50_ms']:.2f} ms, {m['output_tokens_per_s']:.0f} tok/s"
-                + (
-                    f", streamed/bare {m['streamed_vs_bare_ratio']:.3f}x"
-                    if m.get("streamed_vs_bare_ratio")
-                    else ""
-                )
-            )
-    return result
+
+        timings = ("stream", "events", "dual") if device == "cuda" else ("stream", "dual")
+        return bench_run_modes(argv, timings, log, cwd=REPO, env=env, timeout_s=timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,16 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
         "budget_s": args.budget_s,
-        "rows": [],
-        "errors": [],
     }
-
-    def save() -> None:
-        report["elapsed_s"] = round(log.elapsed_s, 1)
-        if args.out:
-            write_report(report, args.out)
-
-    n_batches = len(args.batches)
+    check = CheckReport(report, args.out, log)
     log(
         f"{name}, python {report['python']}, torch {torch.__version__}, transformers "
         f"{transformers.__version__}; {args.shape}, batches {args.batches}, "
@@ -236,59 +196,40 @@ def main(argv: list[str] | None = None) -> int:
         f"at most {args.rounds} round(s), budget {args.budget_s:.0f} s"
     )
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    model = None
-    try:
-        t0 = time.perf_counter()
-        model = build(args.shape, args.device, dtype)
-        report["build_s"] = round(time.perf_counter() - t0, 1)
+    model = check.step("build", lambda: build(args.shape, args.device, dtype))
+    if model is not None:
         log(f"built {args.shape} ({dtype}) on {args.device} in {report['build_s']} s")
-    except Exception as exc:
-        report["errors"].append(f"build: {type(exc).__name__}: {exc}")
-        log(f"model build FAILED: {exc}\n{traceback.format_exc()}")
-    save()
     device = cuda_device(args.device)
     if device.new_event is None and "events" in args.variants:
         args.variants = [v for v in args.variants if v != "events"]
         log(f"events: skipped ({args.device} has no timing events)")
-    reserve = 0.0 if args.skip_cli else CLI_RESERVE_S
-    for index, batch in enumerate(args.batches if model is not None else []):
-        left = args.budget_s - reserve - log.elapsed_s
-        share = left / (n_batches - index)
-        log(
-            f"batch {batch}: {share:.0f} s of budget ({left:.0f} s left for {n_batches - index} batch sizes)"
-        )
-        try:
-            if args.device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            generate = generator(model, batch, args.input_tokens, args.output_tokens, args.device)
-            row = compare_batch(
-                generate, device, batch=batch, new_tokens=args.output_tokens,
-                variants=args.variants, budget_s=share, max_rounds=args.rounds, log=log,
-            )  # fmt: skip
-            if args.device == "cuda":
-                row["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-            report["rows"].append(row)
-            for line in format_row(row):
-                log(line)
-        except Exception as exc:  # e.g. out of memory at batch 64: the other sizes still report
-            report["errors"].append(f"batch {batch}: {type(exc).__name__}: {exc}")
-            log(f"batch {batch} FAILED: {exc}")
-            if args.device == "cuda":
-                torch.cuda.empty_cache()
-        save()
-    del model
-    if args.device == "cuda":
+    on_gpu = args.device == "cuda"
+
+    def measure(batch: int, share: float) -> dict[str, Any]:
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        generate = generator(model, batch, args.input_tokens, args.output_tokens, args.device)
+        row = compare_batch(
+            generate, device, batch=batch, new_tokens=args.output_tokens,
+            variants=args.variants, budget_s=share, max_rounds=args.rounds, log=log,
+        )  # fmt: skip
+        if on_gpu:
+            row["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+        return row
+
+    if model is not None:
+        check.sweep(
+            args.batches, measure, budget_s=args.budget_s,
+            reserve_s=0.0 if args.skip_cli else CLI_RESERVE_S,
+            after_failure=torch.cuda.empty_cache if on_gpu else None,
+        )  # fmt: skip
+    model = None  # the GPU memory back before step 2
+    if on_gpu:
         torch.cuda.empty_cache()
     if not args.skip_cli:
         log("bench run path (tiny model)")
-        try:
-            report["cli"] = cli_path(args.device, log)
-        except Exception as exc:
-            report["errors"].append(f"cli: {type(exc).__name__}: {exc}")
-            log(f"bench run path FAILED: {exc}")
-    save()
-    log(f"done in {log.elapsed_s:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
-    return 0
+        report["cli"] = check.step("cli", lambda: cli_path(args.device, log))
+    return check.done()
 
 
 if __name__ == "__main__":

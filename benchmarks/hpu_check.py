@@ -47,14 +47,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,11 +60,11 @@ sys.path.insert(0, str(REPO))  # run from anywhere: the script belongs to this c
 
 from bench.timingcheck import (  # noqa: E402
     VARIANTS,
+    CheckReport,
     Device,
     Progress,
+    bench_run_modes,
     compare_batch,
-    format_row,
-    write_report,
 )
 
 LLAMA2_7B: dict[str, int] = dict(
@@ -222,32 +218,18 @@ def generator(model: Any, batch: int, n_in: int, n_out: int) -> Callable[..., An
 
 def bench_run_path(model_dir: str, log: Progress, timeout_s: float = 600.0) -> dict[str, Any]:
     """`bench run --device hpu --timing T` on a staged model, as a user runs it."""
-    result: dict[str, Any] = {}
+
+    def argv(timing: str, out: Path) -> list[str]:
+        return [
+            "--model", model_dir, "--device", "hpu", "--timing", timing, "--precision", "bf16",
+            "--batch-size", "8", "--max-new-tokens", "128", "--limit", "32", "--warmup", "3",
+            "--no-db", "--output", str(out), "-q",
+        ]  # fmt: skip
+
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for timing in ("stream", "events", "dual"):
-            out = Path(tmp) / f"{timing}.jsonl"
-            argv = [
-                sys.executable, "-m", "bench", "run", "--model", model_dir, "--device", "hpu",
-                "--timing", timing, "--precision", "bf16", "--batch-size", "8",
-                "--max-new-tokens", "128", "--limit", "32", "--warmup", "3", "--no-db",
-                "--output", str(out), "-q",
-            ]  # fmt: skip
-            try:
-                proc = subprocess.run(
-                    argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s
-                )
-            except subprocess.TimeoutExpired:
-                result[timing] = {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
-                continue
-            if proc.returncode != 0 or not out.is_file():
-                result[timing] = {"ok": False, "error": proc.stderr.strip()[-2000:]}
-                log(f"bench run --timing {timing}: FAILED {proc.stderr.strip()[-300:]}")
-                continue
-            summary = json.loads(out.read_text().splitlines()[-1])
-            result[timing] = {"ok": True, "metrics": summary["metrics"]}
-            log(f"bench run --timing {timing}: ok\n{proc.stdout}")
-    return result
+    return bench_run_modes(
+        argv, ("stream", "events", "dual"), log, cwd=REPO, env=env, timeout_s=timeout_s
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,61 +253,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
         "budget_s": args.budget_s,
-        "rows": [],
-        "errors": [],
     }
-
-    def save() -> None:
-        report["elapsed_s"] = round(log.elapsed_s, 1)
-        if args.out:
-            write_report(report, args.out)
-
+    check = CheckReport(report, args.out, log)
     log(f"{name}; {report['versions']}; batches {args.batches}; budget {args.budget_s:.0f} s")
-    try:
-        t0 = time.perf_counter()
-        model = build_model(args.layers)
-        report["build_s"] = round(time.perf_counter() - t0, 1)
-        log(f"built the model on the card in {report['build_s']} s")
-    except Exception as exc:
-        report["errors"].append(f"build: {type(exc).__name__}: {exc}")
-        log(f"model build FAILED: {exc}\n{traceback.format_exc()}")
-        save()
+    model = check.step("build", lambda: build_model(args.layers))
+    if model is None:
         return 1
-    save()
-    reserve = CLI_RESERVE_S if args.bench_run_model else 0.0
-    for index, batch in enumerate(args.batches):
-        left = args.budget_s - reserve - log.elapsed_s
-        share = left / (len(args.batches) - index)
-        try:
-            generate = generator(model, batch, args.input_tokens, args.output_tokens)
-            t0 = time.perf_counter()
-            for _ in range(2):  # graph compilation and HPU-graph capture for this shape
-                generate().cpu()
-            log(
-                f"batch {batch}: compiled in {time.perf_counter() - t0:.1f} s; {share:.0f} s of budget"
-            )
-            row = compare_batch(
-                generate, device, batch=batch, new_tokens=args.output_tokens,
-                variants=args.variants, budget_s=share, max_rounds=args.rounds, log=log,
-            )  # fmt: skip
-            report["rows"].append(row)
-            for line in format_row(row):
-                log(line)
-        except Exception as exc:  # one batch size failing must not cost the others
-            report["errors"].append(f"batch {batch}: {type(exc).__name__}: {exc}")
-            log(f"batch {batch} FAILED: {exc}\n{traceback.format_exc()}")
-        save()
+    log(f"built the model on the card in {report['build_s']} s")
+
+    def measure(batch: int, share: float) -> dict[str, Any]:
+        generate = generator(model, batch, args.input_tokens, args.output_tokens)
+        t0 = time.perf_counter()
+        for _ in range(2):  # graph compilation and HPU-graph capture for this shape
+            generate().cpu()
+        log(f"batch {batch}: compiled in {time.perf_counter() - t0:.1f} s")
+        return compare_batch(
+            generate, device, batch=batch, new_tokens=args.output_tokens,
+            variants=args.variants, budget_s=share, max_rounds=args.rounds, log=log,
+        )  # fmt: skip
+
+    check.sweep(
+        args.batches, measure, budget_s=args.budget_s,
+        reserve_s=CLI_RESERVE_S if args.bench_run_model else 0.0,
+    )  # fmt: skip
     report["verdict"] = stream_verdict(report["rows"])
     log(report["verdict"])
-    del model
+    model = None  # the card's memory back before bench run
     if args.bench_run_model:
-        try:
-            report["bench_run"] = bench_run_path(args.bench_run_model, log)
-        except Exception as exc:
-            report["errors"].append(f"bench run: {type(exc).__name__}: {exc}")
-    save()
-    log(f"done in {log.elapsed_s:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
-    return 0
+        report["bench_run"] = check.step(
+            "bench run", lambda: bench_run_path(args.bench_run_model, log)
+        )
+    return check.done()
 
 
 if __name__ == "__main__":
