@@ -69,15 +69,30 @@ def device_model(device: str) -> str | None:
     return None
 
 
+#: Gaudi part numbers, as hl-smi and HLML name a card, and the name the
+#: Gaudi bridge's ``get_device_name()`` gives it, which is what runs record
+#: (``run.device_model``). A target may name either.
+HPU_PART_NUMBERS: dict[str, str] = {"HL-225": "GAUDI2", "HL-325L": "GAUDI3"}
+
+
+def is_device_model(expected: str, found: str) -> bool:
+    """Whether ``found`` is the device model a target ``expected``: a
+    case-insensitive part of the name (``H100`` matches ``NVIDIA H100 80GB
+    HBM3``, ``gaudi3`` matches ``GAUDI3``), or a Gaudi part number of it
+    (``HL-325L`` matches ``GAUDI3``)."""
+    wanted = HPU_PART_NUMBERS.get(expected.upper(), expected)
+    return wanted.casefold() in found.casefold()
+
+
 def check_device_model(device: str, expected: str | None, target: str | None = None) -> None:
     """Refuse a node whose device model is not the one its campaign target
-    expects (case-insensitive part of the name: ``H100`` matches ``NVIDIA H100
-    80GB HBM3``): a task a queue sent to the wrong pool fails in one line
-    before the model loads, instead of adding a night to another model's history."""
+    expects (:func:`is_device_model`): a task a queue sent to the wrong pool
+    fails in one line before the model loads, instead of adding a night to
+    another model's history."""
     if expected is None:
         return
     found = device_model(device)
-    if found is None or expected.casefold() not in found.casefold():
+    if found is None or not is_device_model(expected, found):
         import socket
 
         where = f"target {target}" if target else "this configuration"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.backends.base import BackendInfo
+from bench.backends.devices import is_device_model
 from bench.backends.revision import model_revision
 from bench.environment import (
     PACKAGES,
@@ -149,3 +150,21 @@ def test_model_revision_of_a_hub_snapshot_is_its_commit(tmp_path: Path) -> None:
     assert model_revision(str(snapshot)) == commit
     assert model_revision("org/m", commit_hash="fedcba") == "fedcba"
     assert model_revision("org/not-downloaded") is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "found", "match"),
+    [
+        ("H100", "NVIDIA H100 80GB HBM3", True),
+        ("H200", "NVIDIA H100 80GB HBM3", False),
+        ("gaudi3", "GAUDI3", True),
+        ("HL-225", "GAUDI2", True),  # hl-smi's part number for what the bridge calls GAUDI2
+        ("hl-325l", "GAUDI3", True),
+        ("HL-325L", "GAUDI2", False),
+        ("HL-225", "GAUDI3", False),
+    ],
+)
+def test_a_target_names_its_device_model_by_name_or_gaudi_part_number(
+    expected: str, found: str, match: bool
+) -> None:
+    assert is_device_model(expected, found) is match
