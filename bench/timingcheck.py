@@ -319,8 +319,10 @@ class CheckReport:
             self.save()
 
     def done(self) -> int:
+        """Save, say so; the script's exit status (errors are in the report)."""
         self.save()
-        self.log(f"done in {self.log.elapsed_s:.0f} s" + (f"; JSON in {self.out}" if self.out else ""))  # fmt: skip
+        where = f"; JSON in {self.out}" if self.out is not None else ""
+        self.log(f"done in {self.log.elapsed_s:.0f} s{where}")
         return 0
 
     def sweep(
