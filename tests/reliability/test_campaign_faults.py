@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,10 +55,13 @@ SECRETS = (DB_PASSWORD, API_KEY, WEBHOOK_TOKEN)
 def results_server() -> Iterator[Path]:
     """A results Postgres of its own (data dir), so stopping it leaves
     Airflow's metadata DB (the session server) running."""
-    pgdata = Path(tempfile.mkdtemp(prefix="bench-faults-pg-")) / "pgdata"
+    pgdata = Path(tempfile.mkdtemp(prefix="bench-faults-pg-")) / "pgdata"  # a short socket path
     start_embedded(pgdata)
-    yield pgdata
-    stop_embedded(pgdata)
+    try:
+        yield pgdata
+    finally:
+        stop_embedded(pgdata)
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _secret_url(pgdata: Path) -> str:
