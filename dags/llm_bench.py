@@ -35,7 +35,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
-from bench.campaign import Campaign, CampaignError, campaign_files, load_campaign
+from bench.campaign import Campaign, CampaignError, Lane, campaign_files, load_campaign
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
 #: Seconds the child gets before Airflow's own execution_timeout fires.
@@ -54,20 +54,7 @@ DB_RETRIES: dict[str, Any] = {
 
 def build_dag(c: Campaign, source: Path) -> DAG:
     timeout_s = c.timeout_minutes * 60
-    world_sizes = sorted({m.world_size for m in c.models})
-    # (task id suffix, world size, target name, queue, pool): one mapped task each
-    targets = c.targets or ({"name": None, "queue": None, "pool": None},)
-    lanes = [
-        (
-            (f"_tp{ws}" if ws > 1 else "") + (f"_{t['name']}" if t["name"] else ""),
-            ws,
-            t["name"],
-            t["queue"] or c.queue,
-            t["pool"] or c.pool,
-        )
-        for t in targets
-        for ws in world_sizes
-    ]
+    lanes = c.lanes()  # one mapped benchmark task each (queue, pool, slots fixed per task)
 
     with DAG(
         dag_id=c.dag_id,
@@ -103,29 +90,28 @@ def build_dag(c: Campaign, source: Path) -> DAG:
             except BenchError as exc:  # a user error: one line, no traceback
                 fail(f"plan: error: {exc}", Exit.BAD_INPUT)
 
-        def items_for(lane: tuple[Any, ...], planned: Any, prefix: str = "select") -> Any:
+        def items_for(lane: Lane, planned: Any, prefix: str = "select") -> Any:
             """Mapped tasks cannot expand over part of an XCom: select it in a task."""
-            suffix, world_size, target = lane[:3]
             if len(lanes) == 1:
                 return planned
 
-            @task(task_id=f"{prefix}{suffix}")
+            @task(task_id=f"{prefix}{lane.suffix}")
             def select(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [
-                    i for i in items if i["world_size"] == world_size and i.get("target") == target
+                    i
+                    for i in items
+                    if i["world_size"] == lane.world_size and i.get("target") == lane.target
                 ]
 
             return select(planned)
 
-        def benchmark_task(lane: tuple[Any, ...], name: str = "benchmark") -> Any:
-            suffix, world_size, _, queue, pool = lane
-
+        def benchmark_task(lane: Lane, name: str = "benchmark") -> Any:
             @task(
-                task_id=f"{name}{suffix}",
+                task_id=f"{name}{lane.suffix}",
                 map_index_template="{{ task.op_kwargs['item']['label'] }}",
-                pool=pool,
-                pool_slots=world_size,
-                queue=queue,
+                pool=lane.pool,
+                pool_slots=lane.world_size,
+                queue=lane.queue,
                 retries=c.retries,
                 retry_delay=timedelta(seconds=30),
                 execution_timeout=timedelta(seconds=timeout_s + TIMEOUT_MARGIN_S),

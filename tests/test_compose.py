@@ -164,6 +164,14 @@ def test_services_running_tasks_get_the_results_db(compose: dict[str, Any]) -> N
     assert pg["environment"]["BENCH_RESULTS_DB"] == "${BENCH_RESULTS_DB:-bench_results}"
 
 
+def test_init_creates_the_pools_before_any_task_needs_them(compose: dict[str, Any]) -> None:
+    """A task whose pool does not exist is never scheduled: the "hpu" pool
+    (sized by BENCH_HPU_POOL_SLOTS) first, then whatever else a campaign names."""
+    script = services(compose)["airflow-init"]["command"][-1]
+    hpu = script.index('airflow pools set hpu "$${BENCH_HPU_POOL_SLOTS}"')
+    assert hpu < script.index("python -m bench.orchestration.pools")
+
+
 def test_bench_home_is_on_a_volume_for_every_worker(compose: dict[str, Any]) -> None:
     named = set(compose["volumes"])
     for name in ("airflow-worker-hpu", "airflow-worker-cpu"):

@@ -16,13 +16,14 @@ Python, so the CLI, tests and DAGs share them. The format is documented in
 
 from __future__ import annotations
 
-from bench.campaign.model import Campaign, ModelEntry
+from bench.campaign.model import Campaign, Lane, ModelEntry
 from bench.campaign.parse import campaign_files, load_campaign, parse_campaign
 from bench.errors import CampaignError
 
 __all__ = [
     "Campaign",
     "CampaignError",
+    "Lane",
     "ModelEntry",
     "campaign_files",
     "load_campaign",

@@ -59,6 +59,21 @@ class ModelEntry(_Values):
 
 
 @dataclass(frozen=True)
+class Lane:
+    """One mapped benchmark task of a campaign's DAG: the configurations of
+    one world size on one target. Airflow fixes a task's queue, pool and pool
+    slots once, not per map index, hence one task per lane."""
+
+    #: task id suffix: "", "_tp8", "_gaudi3", "_tp8_gaudi3"
+    suffix: str
+    #: cards one configuration of the lane takes (its pool slots)
+    world_size: int
+    target: str | None
+    queue: str
+    pool: str
+
+
+@dataclass(frozen=True)
 class Campaign(_Values):
     """A validated campaign file; build it with :func:`bench.campaign.parse_campaign`."""
 
@@ -251,6 +266,34 @@ class Campaign(_Values):
                 f"{where}: the matrix is empty{after}: {'; '.join(reasons) or 'no models'}"
             )
         return self
+
+    # -- the DAG's shape ----------------------------------------------------------------
+
+    def lanes(self) -> list[Lane]:
+        """The mapped benchmark tasks: every target (or the campaign's own
+        queue and pool, one implicit target) x every world size its models use."""
+        world_sizes = sorted({m.world_size for m in self.models})
+        targets = self.lists.get("targets") or ({"name": None, "queue": None, "pool": None},)
+        return [
+            Lane(
+                suffix=(f"_tp{ws}" if ws > 1 else "") + (f"_{t['name']}" if t["name"] else ""),
+                world_size=ws,
+                target=t["name"],
+                queue=t["queue"] or self.settings["queue"],
+                pool=t["pool"] or self.settings["pool"],
+            )
+            for t in targets
+            for ws in world_sizes
+        ]
+
+    def pools(self) -> dict[str, int]:
+        """Each Airflow pool the benchmark tasks take slots from, with the
+        most slots one of its tasks takes (a pool smaller than that never
+        runs the task)."""
+        out: dict[str, int] = {}
+        for lane in self.lanes():
+            out[lane.pool] = max(out.get(lane.pool, 0), lane.world_size)
+        return out
 
     # -- trigger time -------------------------------------------------------------------
 

@@ -121,6 +121,31 @@ def test_shipped_campaigns_parse() -> None:
     assert smoke.schedule is None and smoke.device == "cpu" and len(smoke.configs()) >= 2
 
 
+def test_lanes_are_targets_times_world_sizes_and_pools_their_largest_task() -> None:
+    """One mapped benchmark task per lane: Airflow fixes queue, pool and slots per task."""
+    from tests.conftest import REPO
+
+    nightly = load_campaign(REPO / "dags" / "campaigns" / "nightly.yaml")
+    assert [(ln.suffix, ln.world_size, ln.pool) for ln in nightly.lanes()] == [
+        ("", 1, "hpu"),
+        ("_tp8", 8, "hpu"),
+    ]
+    assert nightly.pools() == {"hpu": 8}
+    data = yaml.safe_load((REPO / "dags" / "campaigns" / "nightly.yaml").read_text())
+    data["targets"] = [
+        {"name": "gaudi2", "queue": "gaudi2", "pool": "gaudi2_cards"},
+        {"name": "gaudi3", "queue": "gaudi3"},  # the campaign's pool
+    ]
+    fleet = parse_campaign("fleet", data)
+    assert [(ln.suffix, ln.queue, ln.pool, ln.target) for ln in fleet.lanes()] == [
+        ("_gaudi2", "gaudi2", "gaudi2_cards", "gaudi2"),
+        ("_tp8_gaudi2", "gaudi2", "gaudi2_cards", "gaudi2"),
+        ("_gaudi3", "gaudi3", "hpu", "gaudi3"),
+        ("_tp8_gaudi3", "gaudi3", "hpu", "gaudi3"),
+    ]
+    assert fleet.pools() == {"gaudi2_cards": 8, "hpu": 8}
+
+
 # -- an empty matrix says why -----------------------------------------------------------------
 
 
