@@ -16,11 +16,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from bench.orchestration.airflow_env import (
     ADMIN_USER,
@@ -166,18 +169,49 @@ class Cluster:
 
 
 @contextmanager
+def private_metadata_db(template_url: str) -> Iterator[str]:
+    """A copy of the migrated metadata DB at ``template_url``, for one cluster,
+    dropped afterwards. The template outlives every test of the session: a DAG
+    run one test's cluster left unfinished would otherwise be picked up by the
+    next test's scheduler and run there, in that test's BENCH_HOME and results
+    DB (a smoke run left by the trigger-form test once drained the fault
+    test's spool)."""
+    url = sa.make_url(template_url)
+    name = f"airflow_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
 def airflow_cluster(
     logs: Path, *, dags_folder: Path | None = None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
-    """Start api-server, scheduler and dag-processor; stop every component
-    (process groups, :meth:`Cluster.start` ones included) on exit."""
+    """Start api-server, scheduler and dag-processor on a metadata DB of their
+    own; stop every component (process groups, :meth:`Cluster.start` ones
+    included) on exit."""
     port = free_port()
     env = airflow_environ(api_port=port)
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     if dags_folder is not None:
         env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
     env.update(extra_env or {})
-    migrate(env)
+    migrate(env)  # the template, once per server (idempotent)
+    with private_metadata_db(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) as metadata_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
+        with _components(logs, port, env) as cluster:
+            yield cluster
+
+
+@contextmanager
+def _components(logs: Path, port: int, env: dict[str, str]) -> Iterator[Cluster]:
+    """api-server, scheduler and dag-processor on ``env``, logged in; all stopped on exit."""
     logs.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(base_url=f"http://127.0.0.1:{port}", env=env, logs=logs)
     try:
