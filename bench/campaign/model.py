@@ -64,13 +64,17 @@ class Lane:
     one world size on one target. Airflow fixes a task's queue, pool and pool
     slots once, not per map index, hence one task per lane."""
 
-    #: task id suffix: "", "_tp8", "_gaudi3", "_tp8_gaudi3"
-    suffix: str
     #: cards one configuration of the lane takes (its pool slots)
     world_size: int
     target: str | None
     queue: str
     pool: str
+
+    @property
+    def suffix(self) -> str:
+        """Of the task ids: "", "_tp8", "_gaudi3", "_tp8_gaudi3"."""
+        tp = f"_tp{self.world_size}" if self.world_size > 1 else ""
+        return tp + (f"_{self.target}" if self.target else "")
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,6 @@ class Campaign(_Values):
         targets = self.lists.get("targets") or ({"name": None, "queue": None, "pool": None},)
         return [
             Lane(
-                suffix=(f"_tp{ws}" if ws > 1 else "") + (f"_{t['name']}" if t["name"] else ""),
                 world_size=ws,
                 target=t["name"],
                 queue=t["queue"] or self.settings["queue"],

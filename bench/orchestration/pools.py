@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bench.campaign import CampaignError, campaign_files, load_campaign
-from bench.orchestration.airflow_env import airflow_bin
+from bench.orchestration import airflow_env
 
 #: Airflow's DAGs folder, else this checkout's dags/.
 DAGS = Path(
@@ -53,8 +52,10 @@ def needed_pools(dags: Path, log: Callable[[str], None] = print) -> dict[str, tu
 
 
 def run_airflow(args: Sequence[str]) -> str:
-    """``airflow *args``; its stdout. A failure is the CLI's own message."""
-    proc = subprocess.run([airflow_bin(), *args], capture_output=True, text=True)
+    """``airflow *args`` in this process's environment (airflow-init's, not
+    the local one :func:`~bench.orchestration.airflow_env.airflow_environ`
+    builds); its stdout. A failure is the CLI's own message."""
+    proc = airflow_env.run_airflow(list(args), env=dict(os.environ), capture_output=True)
     if proc.returncode != 0:
         raise SystemExit(f"airflow {' '.join(args[:2])} failed: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
